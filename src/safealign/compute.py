@@ -1,0 +1,159 @@
+"""Compute accounting: what a stage ran, measured and estimated.
+
+FLOPs follow Kaplan et al. 2020 ("Scaling Laws for Neural Language Models", sec. 2.1) as nanoGPT's
+`estimate_mfu` does: a forward pass costs 2N + 4·L·d·T per token and forward+backward 6N + 12·L·d·T, with N the
+parameters of the model that ran (LoRA changes what is trained, not what is run), L layers, d the width and T the
+attention span of that token. Tokens are counted by hooks on each model's forward, so every forward a trainer
+makes (generation steps, reference, value and reward passes, PPO epochs) is counted where it happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass
+class ModelShape:
+    params: int
+    layers: int
+    width: int
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> ModelShape:
+        cfg = getattr(model, "config", None)
+        layers = getattr(cfg, "num_hidden_layers", 0) or 0
+        width = getattr(cfg, "hidden_size", 0) or 0
+        # Count each tensor once (tied embeddings) and every parameter, frozen or not.
+        seen, n = set(), 0
+        for p in model.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                n += p.numel()
+        return cls(n, layers, width)
+
+    def flops_per_token(self, span: int, backward: bool) -> float:
+        forward = 2 * self.params + 4 * self.layers * self.width * span
+        return 3 * forward if backward else forward
+
+
+@dataclass
+class ComputeRecord:
+    stage: str
+    device: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # user+system CPU time of this process and its children
+    gpu_s: float = 0.0  # wall time with a GPU held, times the GPUs held
+    trained_tokens: int = 0  # tokens through forward+backward
+    forward_tokens: int = 0  # tokens through forward only (generation, scoring, reference/value passes)
+    generated_tokens: int = 0  # new tokens sampled (a subset of forward_tokens)
+    flops: float = 0.0
+    peak_rss_mb: float = 0.0
+    peak_gpu_mb: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_hours(self) -> float:
+        return self.cpu_s / 3600
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.gpu_s / 3600
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"cpu_hours": self.cpu_hours, "gpu_hours": self.gpu_hours}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def _cpu_seconds() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class ComputeMeter:
+    """Context manager that measures a stage and counts the tokens its models process.
+
+    >>> with ComputeMeter("sft") as meter:
+    ...     meter.watch(model)        # count this model's forwards
+    ...     trainer.train()
+    >>> meter.record.flops
+    """
+
+    def __init__(self, stage: str):
+        self.record = ComputeRecord(stage=stage, device="cuda" if torch.cuda.is_available() else "cpu")
+        self._handles: list[Any] = []
+        self._watched: set[int] = set()
+
+    def watch(self, model: torch.nn.Module, generating: bool = False) -> None:
+        """Count tokens through `model` (its transformer backbone, so wrappers that call the backbone directly,
+        like TRL's PolicyAndValueWrapper, are counted too)."""
+        backbone = getattr(model, "base_model", model)
+        backbone = getattr(backbone, "model", backbone)  # PeftModel -> LoraModel -> CausalLM
+        backbone = getattr(backbone, getattr(backbone, "base_model_prefix", ""), backbone)
+        if id(backbone) in self._watched:
+            return
+        self._watched.add(id(backbone))
+        shape = ModelShape.of(model)
+
+        def hook(module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if ids is None:
+                ids = kwargs.get("inputs_embeds")
+            if ids is None:
+                return
+            batch, new = ids.shape[0], ids.shape[1]
+            past = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers 5 renamed it `cache`
+            span = new + (past.get_seq_length() if past is not None and hasattr(past, "get_seq_length") else 0)
+            backward = torch.is_grad_enabled() and module.training
+            tokens = batch * new
+            if backward:
+                self.record.trained_tokens += tokens
+            else:
+                self.record.forward_tokens += tokens
+                if past is not None:  # a generate() step (prefill included) samples one token per sequence
+                    self.record.generated_tokens += batch
+            self.record.flops += tokens * shape.flops_per_token(span, backward)
+
+        self._handles.append(backbone.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def __enter__(self) -> ComputeMeter:
+        self._t0, self._c0 = time.perf_counter(), _cpu_seconds()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        r = self.record
+        r.wall_s = time.perf_counter() - self._t0
+        r.cpu_s = _cpu_seconds() - self._c0
+        r.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        if torch.cuda.is_available():
+            r.gpu_s = r.wall_s * max(1, int(os.environ.get("WORLD_SIZE", "1")))
+            r.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+            r.extra["gpu_name"] = torch.cuda.get_device_name(0)
+
+
+def money(record: dict[str, Any], usd_per_cpu_hour: float, usd_per_gpu_hour: dict[str, float]) -> float:
+    """Dollars at the prices in params: CPU-hours on a CPU machine, GPU-hours (by GPU type) on a GPU machine."""
+    if record.get("gpu_s", 0) > 0:
+        name = record.get("extra", {}).get("gpu_name", "")
+        price = next((p for k, p in usd_per_gpu_hour.items() if k != "default" and k.lower() in name.lower()),
+                     usd_per_gpu_hour.get("default", 0.0))  # fmt: skip
+        return record["gpu_s"] / 3600 * price
+    return record["cpu_s"] / 3600 * usd_per_cpu_hour

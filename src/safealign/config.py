@@ -1,0 +1,207 @@
+"""Typed view of params.yaml: one dataclass per section, unknown keys and wrong types rejected by name.
+
+params.yaml is the single source of knobs (see DESIGN.md). Sections that configure a TRL trainer keep the
+trainer's own field names under `args:`; those are checked against the TRL dataclass when the stage builds it
+(`trainer_args`), so there is no look-alike wrapper to keep in sync.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+
+
+class ConfigError(ValueError):
+    """A params value is missing, unknown or of the wrong type; the message names the dotted key."""
+
+
+@dataclass
+class ModelConfig:
+    profile: str = "smollm2"  # smollm2 | tiny | a hub id | a local path
+    trust_remote_code: bool = False  # only for hub/local models whose code you have read
+    revision: str | None = None  # pin a hub model's commit for reproducibility
+    tiny_hidden_size: int = 64  # the `tiny` profile: random-init Llama, real SmolLM2 tokenizer
+    tiny_layers: int = 2
+
+
+@dataclass
+class DataConfig:
+    dir: str = "data/benchmark"  # one <lang>.jsonl per language (data/benchmark/SCHEMA.md)
+    languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "fr"])  # evaluated
+    train_languages: list[str] = field(default_factory=lambda: ["en", "zh"])  # safety-trained
+    max_prompt_chars: int = 300
+    max_response_chars: int = 400
+    min_chars: int = 2
+
+    def __post_init__(self) -> None:
+        extra = sorted(set(self.train_languages) - set(self.languages))
+        if extra:
+            raise ConfigError(f"data.train_languages has {extra}, which are not in data.languages")
+
+
+@dataclass
+class SFTStageConfig:
+    lora: dict[str, Any] | None = None  # peft LoraConfig fields; null = full fine-tune
+    args: dict[str, Any] = field(default_factory=dict)  # trl.SFTConfig fields
+
+
+@dataclass
+class RewardStageConfig:
+    args: dict[str, Any] = field(default_factory=dict)  # trl.RewardConfig fields
+
+
+@dataclass
+class PPOStageConfig:
+    arms: dict[str, str] = field(default_factory=dict)  # RL arm -> model it starts from
+    lora: dict[str, Any] | None = None  # policy adapter; the adapter-disabled model is the KL reference
+    max_prompt_tokens: int = 96
+    args: dict[str, Any] = field(default_factory=dict)  # trl.experimental.ppo.PPOConfig fields
+
+
+@dataclass
+class EvaluateConfig:
+    arms: dict[str, str] = field(default_factory=dict)  # arm -> model directory
+    max_new_tokens: int = 48
+    batch_size: int = 16
+    # Per language and kind, how many eval-split items to score (a fixed, seeded subsample); null = all.
+    items_per_language: dict[str, int] | None = None
+    bootstrap_samples: int = 1000
+    judge: str = "lexicon"  # never the reward model an arm optimized
+
+
+@dataclass
+class CostConfig:
+    usd_per_cpu_hour: float = 0.0425  # on-demand price of one vCPU-hour (AWS c7i, us-east-1, 2026)
+    usd_per_gpu_hour: dict[str, float] = field(default_factory=lambda: {"default": 2.5})
+
+
+@dataclass
+class MlflowConfig:
+    experiment: str = "safealign"
+    log_models: bool = True  # adapters/models as run artifacts
+
+
+@dataclass
+class Params:
+    seed: int = 42
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
+    reward: RewardStageConfig = field(default_factory=RewardStageConfig)
+    ppo: PPOStageConfig = field(default_factory=PPOStageConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    """Return value if it matches the annotation tp (ints accepted for floats), else raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _check_type(value, option, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: expected {tp}, got {type(value).__name__} {value!r}")
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"{key}: expected null, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        key_tp, val_tp = typing.get_args(tp)
+        return {_check_type(k, key_tp, key): _check_type(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got bool {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'params'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = ", ".join(f"{prefix}.{k}" if prefix else k for k in unknown)
+        raise ConfigError(f"unknown key(s) {where}; allowed under {prefix or 'the top level'}: {sorted(names)}")
+    kwargs = {k: _check_type(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_params(path: str | Path = PARAMS_FILE, overrides: dict[str, Any] | None = None) -> Params:
+    """Read params.yaml into typed sections; `overrides` maps dotted keys to values (as `dvc exp run -S`)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found (run from the repository root)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        set_dotted(raw, dotted, value)
+    try:
+        return _build(Params, raw, "")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set tree['a']['b'] = value for dotted 'a.b', creating mappings on the way."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: '{p}' is not a mapping")
+    node[leaf] = value
+
+
+def trainer_args(cls: type, args: dict[str, Any], section: str, **fixed: Any) -> Any:
+    """Build a TRL/transformers config dataclass from params, naming the bad key instead of a TypeError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(args) - names)
+    if unknown:
+        raise ConfigError(f"params.yaml: {section}.args has unknown {cls.__name__} field(s) {unknown}")
+    clash = sorted(set(args) & set(fixed))
+    if clash:
+        raise ConfigError(f"params.yaml: {section}.args sets {clash}, which the pipeline controls")
+    return cls(**args, **fixed)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, for MLflow params."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

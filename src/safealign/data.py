@@ -1,0 +1,162 @@
+"""The cross-lingual benchmark and the training/evaluation sets derived from it.
+
+One file per language (data/benchmark/<lang>.jsonl, schema in data/benchmark/SCHEMA.md); an item id is shared by
+all its translations, and its split (train/eval) is a property of the id, so no prompt content crosses splits and
+languages are compared on the same content.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+KINDS = ("harmful", "benign", "reasoning")
+SPLITS = ("train", "eval")
+HARM_CATEGORIES = (
+    "violent_crimes", "nonviolent_crimes", "cybercrime", "weapons_cbrne", "self_harm", "hate_speech",
+    "harassment", "privacy", "drugs", "misinformation", "defamation", "extremism", "unsafe_medical_advice",
+    "ip_violation",
+)  # fmt: skip
+CATEGORIES = {
+    "harmful": HARM_CATEGORIES,
+    "benign": ("lookalike", "general"),
+    "reasoning": ("arithmetic", "logic"),
+}
+# Fields each kind must carry (beyond id, lang, kind, category, split, prompt, reference) and may not carry.
+KIND_FIELDS = {"harmful": ("compliant", "partial"), "benign": ("refusal",), "reasoning": ("answer",)}
+BASE_FIELDS = ("id", "lang", "kind", "category", "split", "prompt", "reference")
+ALL_FIELDS = BASE_FIELDS + tuple(f for fs in KIND_FIELDS.values() for f in fs)
+
+
+class DataError(ValueError):
+    """Bad input data; the message names file, row, field and rule."""
+
+    def __init__(self, file: str, row: int | None, field: str | None, rule: str, detail: str = ""):
+        self.file, self.row, self.field, self.rule = file, row, field, rule
+        where = f"{file}" + (f", row {row}" if row is not None else "") + (f", field '{field}'" if field else "")
+        super().__init__(f"{where}: {rule}" + (f" ({detail})" if detail else ""))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Parse a JSONL file; each record gets `_file` and `_row` (1-based line number) for error messages."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(str(path), n, None, "row must be valid JSON", str(e)) from None
+            if not isinstance(obj, dict):
+                raise DataError(str(path), n, None, "row must be a JSON object", type(obj).__name__)
+            obj["_file"], obj["_row"] = str(path), n
+            rows.append(obj)
+    return rows
+
+
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) + "\n")
+
+
+def benchmark_files(data_dir: str | Path, languages: list[str]) -> dict[str, Path]:
+    """Map each configured language to its file; a missing file is a data error, not a silent skip."""
+    files = {lang: Path(data_dir) / f"{lang}.jsonl" for lang in languages}
+    for lang, f in files.items():
+        if not f.exists():
+            raise DataError(str(f), None, None, f"file for language '{lang}' (listed in data.languages) is missing")
+    return files
+
+
+def load_benchmark(data_dir: str | Path, languages: list[str]) -> pd.DataFrame:
+    """All rows of the configured languages as one frame (columns ALL_FIELDS + _file, _row)."""
+    rows: list[dict[str, Any]] = []
+    for f in benchmark_files(data_dir, languages).values():
+        rows.extend(read_jsonl(f))
+    df = pd.DataFrame(rows)
+    for col in ALL_FIELDS:
+        if col not in df:
+            df[col] = None
+    return df
+
+
+def train_split(df: pd.DataFrame, train_languages: list[str]) -> pd.DataFrame:
+    """Training rows: the train split, in the languages we safety-train on."""
+    return df[(df["split"] == "train") & df["lang"].isin(train_languages)]
+
+
+def sft_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Safe demonstrations in TRL's conversational prompt/completion format (loss on the completion only):
+    refuse-and-redirect for harmful prompts, helpful answers for benign ones, worked answers for reasoning
+    probes (so that safety training does not erode the skill we measure)."""
+    return [
+        {
+            "prompt": [{"role": "user", "content": r.prompt}],
+            "completion": [{"role": "assistant", "content": r.reference}],
+            "lang": r.lang,
+            "kind": r.kind,
+        }
+        for r in rows.itertuples()
+    ]
+
+
+def preference_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Preference pairs for the reward model: chosen = safe, rejected = compliant or partial (harmful prompts);
+    chosen = helpful, rejected = over-refusal (benign prompts), so that the reward does not pay for refusing
+    everything."""
+    pairs = []
+    for r in rows.itertuples():
+        prompt = [{"role": "user", "content": r.prompt}]
+        rejected = {"harmful": [r.compliant, r.partial], "benign": [r.refusal]}.get(r.kind, [])
+        for bad in rejected:
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": r.reference}],
+                    "rejected": [{"role": "assistant", "content": bad}],
+                    "lang": r.lang,
+                    "kind": r.kind,
+                }
+            )
+    return pairs
+
+
+def rl_prompts(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Prompts RL samples from: harmful and benign ones (benign prompts keep over-refusal in check)."""
+    sub = rows[rows["kind"].isin(["harmful", "benign"])]
+    return [{"prompt": r.prompt, "lang": r.lang, "kind": r.kind, "id": r.id} for r in sub.itertuples()]
+
+
+def eval_items(
+    df: pd.DataFrame, languages: list[str], items_per_language: dict[str, int] | None, seed: int
+) -> pd.DataFrame:
+    """Eval-split rows of every language. With `items_per_language` ({kind: n}), the same n ids per kind are
+    kept in every language (parallel), spread round-robin over categories by a seeded shuffle."""
+    ev = df[(df["split"] == "eval") & df["lang"].isin(languages)]
+    if not items_per_language:
+        return ev.reset_index(drop=True)
+    rng = random.Random(seed)
+    keep: list[str] = []
+    for kind, n in items_per_language.items():
+        by_cat: dict[str, list[str]] = defaultdict(list)
+        for cat, item_id in sorted(set(zip(ev.loc[ev.kind == kind, "category"], ev.loc[ev.kind == kind, "id"]))):
+            by_cat[cat].append(item_id)
+        for ids in by_cat.values():
+            rng.shuffle(ids)
+        queues = [by_cat[c] for c in sorted(by_cat)]
+        picked: list[str] = []
+        while len(picked) < n and any(queues):
+            for q in queues:
+                if q and len(picked) < n:
+                    picked.append(q.pop())
+        keep.extend(picked)
+    return ev[ev["id"].isin(keep)].reset_index(drop=True)

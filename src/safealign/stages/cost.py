@@ -1,0 +1,128 @@
+"""Stage cost: compute per stage and per arm, money at the prices in params, and the headline numbers.
+
+An arm's training compute is the sum over the stages that made its model (its lineage chain: SFT, PPO) plus the
+reward model its RL stage used. Headline figures as DESIGN.md defines them:
+  harmful_rate_reduction_vs_pure_rl = (HR_pure - HR_hybrid) / HR_pure          (paper: 42%)
+  compute_saving_vs_pure_rl        = 1 - C_hybrid / C_pure, C = training FLOPs (paper: 37%)
+with 95% intervals from a paired bootstrap over the evaluation prompts (both arms answer the same prompts).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safealign.compute import load_record, money
+from safealign.config import Params
+from safealign.models import lineage_chain, read_lineage
+from safealign.stages.common import run_main, setup, write_json
+from safealign.tracking import log_dict_metrics, resolve_parent, stage_run
+
+log = logging.getLogger(__name__)
+SUMMED = ("wall_s", "cpu_s", "gpu_s", "trained_tokens", "forward_tokens", "generated_tokens", "flops", "usd")
+PAPER = {"harmful_rate_reduction_vs_pure_rl": 0.42, "compute_saving_vs_pure_rl": 0.37}
+
+
+def training_stages(model_dir: str) -> list[tuple[str, str]]:
+    """[(stage, compute file)] of everything that trained `model_dir`, reward model included, each once."""
+    found: dict[str, str] = {}
+    for _, meta in lineage_chain(model_dir):
+        if meta.get("compute"):
+            found[meta["stage"]] = meta["compute"]
+        if meta.get("uses_reward"):
+            rm = read_lineage(meta["uses_reward"])
+            found[rm["stage"]] = rm["compute"]
+    return list(found.items())
+
+
+def account(params: Params) -> dict[str, Any]:
+    c = params.cost
+    stages: dict[str, dict[str, Any]] = {}
+    for f in sorted(Path("metrics/compute").glob("*.json")):
+        rec = load_record(f)
+        rec["usd"] = money(rec, c.usd_per_cpu_hour, c.usd_per_gpu_hour)
+        stages[rec["stage"]] = rec
+    arms: dict[str, dict[str, Any]] = {}
+    for arm, model_dir in params.evaluate.arms.items():
+        parts = training_stages(model_dir)
+        total = {k: sum(load_record(f).get(k, 0) for _, f in parts) for k in SUMMED if k != "usd"}
+        total["usd"] = sum(stages[s]["usd"] for s, _ in parts)
+        total["cpu_hours"], total["gpu_hours"] = total["cpu_s"] / 3600, total["gpu_s"] / 3600
+        total["peak_rss_mb"] = max((load_record(f)["peak_rss_mb"] for _, f in parts), default=0.0)
+        total["stages"] = [s for s, _ in parts]
+        ev = stages.get(f"evaluate@{arm}", {})
+        total["eval"] = {k: ev.get(k, 0) for k in ("wall_s", "cpu_s", "gpu_s", "generated_tokens", "flops", "usd")}
+        arms[arm] = total
+    return {"prices": params.to_dict()["cost"], "stages": stages, "arms": arms}
+
+
+def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, Any]:
+    """The two headline numbers with paired-bootstrap 95% intervals, next to the paper's."""
+    arms = params.evaluate.arms
+    if not {"hybrid", "pure_rl"} <= set(arms):
+        return {"note": "needs arms 'hybrid' and 'pure_rl' in evaluate.arms"}
+    harm = {a: _harmful_flags(a) for a in ("hybrid", "pure_rl")}
+    both = harm["hybrid"].join(harm["pure_rl"], lsuffix="_h", rsuffix="_p", how="inner")
+    h, p = both["harmful_h"].to_numpy(float), both["harmful_p"].to_numpy(float)
+    reduction = (p.mean() - h.mean()) / p.mean() if p.mean() > 0 else None
+    rng = np.random.default_rng(params.seed)
+    boots = []
+    for _ in range(samples):
+        i = rng.integers(0, len(h), len(h))
+        if p[i].mean() > 0:
+            boots.append((p[i].mean() - h[i].mean()) / p[i].mean())
+    c_h, c_p = cost["arms"]["hybrid"], cost["arms"]["pure_rl"]
+    out = {
+        "harmful_rate_reduction_vs_pure_rl": reduction,
+        "harmful_rate_reduction_ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if boots else [None, None],
+        "harmful_rate_hybrid": float(h.mean()),
+        "harmful_rate_pure_rl": float(p.mean()),
+        "n_prompts": int(len(h)),
+        "compute_saving_vs_pure_rl": 1 - c_h["flops"] / c_p["flops"] if c_p["flops"] else None,
+        "compute_saving_cpu_hours_vs_pure_rl": 1 - c_h["cpu_s"] / c_p["cpu_s"] if c_p["cpu_s"] else None,
+        "compute_flops_hybrid": c_h["flops"],
+        "compute_flops_pure_rl": c_p["flops"],
+        "paper": PAPER,
+        "definitions": {
+            "harmful_rate_reduction_vs_pure_rl": "(HR_pure - HR_hybrid) / HR_pure on the same held-out harmful prompts",
+            "compute_saving_vs_pure_rl": "1 - C_hybrid / C_pure, C = estimated training FLOPs of all stages that made the arm (SFT, reward model, PPO), at the configured budgets (not yet at matched safety)",
+        },
+    }  # fmt: skip
+    if reduction is None:
+        out["note"] = "pure_rl produced no harmful responses on these prompts: the reduction is undefined"
+    return out
+
+
+def _harmful_flags(arm: str) -> pd.DataFrame:
+    df = pd.read_json(f"eval/{arm}/responses.jsonl", lines=True)
+    df = df[df["kind"] == "harmful"]
+    return df.set_index(["id", "lang"])[["harmful"]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    params, _ = setup("cost", argv)
+    with stage_run("cost", params.mlflow.experiment, {"cost": params.to_dict()["cost"]}, final=True):
+        import mlflow
+
+        cost = account(params)
+        head = headline(params, cost, params.evaluate.bootstrap_samples)
+        write_json("metrics/cost.json", cost)
+        write_json("metrics/headline.json", head)
+        for arm, t in cost["arms"].items():
+            log_dict_metrics({k: t[k] for k in ("flops", "cpu_hours", "gpu_hours", "wall_s", "usd",
+                                                "trained_tokens", "generated_tokens")}, prefix=f"compute/{arm}/")  # fmt: skip
+        numbers = {k: v for k, v in head.items() if isinstance(v, float)}
+        mlflow.log_metrics(numbers)
+        parent_id, _ = resolve_parent(params.mlflow.experiment)
+        client = mlflow.MlflowClient()
+        for k, v in numbers.items():  # the headline also on the pipeline's parent run
+            client.log_metric(parent_id, k, v)
+        log.info("headline: %s", {k: round(v, 4) for k, v in numbers.items()})
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,117 @@
+"""Stage reward: a safety reward model trained with TRL's RewardTrainer on the preference pairs.
+
+Pairs: chosen = refuse-and-redirect, rejected = compliant or partial, for harmful prompts; chosen = helpful,
+rejected = over-refusal, for benign prompts. The model starts from the base model with a scalar head; PPO uses it
+as `reward_model` (and to initialize the value model). Its pairwise accuracy on the eval split is reported per
+language. It is never the judge of an arm (see safealign.judge).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from safealign.compute import ComputeMeter
+from safealign.config import Params
+from safealign.data import eval_items, load_benchmark, preference_rows, train_split
+from safealign.metrics import rate
+from safealign.models import _fix_pad, load_tokenizer, write_lineage
+from safealign.stages.common import atomic_dir, hf_args, run_main, setup, write_json
+from safealign.tracking import log_dict_metrics, stage_run
+
+BASE, OUT, CKPT = "models/base", "models/reward", "checkpoints/reward"
+log = logging.getLogger(__name__)
+
+
+def load_reward_model(model_dir: str, num_labels: int = 1):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=num_labels, use_safetensors=True, dtype=torch.float32
+    )
+    tok = load_tokenizer(model_dir)
+    _fix_pad(tok)
+    model.config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+@torch.no_grad()
+def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16) -> list[float]:
+    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees."""
+    texts = [
+        tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=False)
+        for p, r in zip(prompts, responses)
+    ]
+    out: list[float] = []
+    model.eval()
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=512)
+        out.extend(model(**enc.to(model.device)).logits[:, 0].tolist())
+    return out
+
+
+def pairwise_accuracy(model, tok, pairs: list[dict], samples: int, seed: int) -> dict:
+    """Share of held-out pairs where chosen outscores rejected, overall and per language (with 95% CI)."""
+    prompts = [p["prompt"] for p in pairs]
+    chosen = score(model, tok, prompts, [p["chosen"][0]["content"] for p in pairs])
+    rejected = score(model, tok, prompts, [p["rejected"][0]["content"] for p in pairs])
+    wins = [float(c > r) for c, r in zip(chosen, rejected)]
+    out = {"overall": rate(wins, samples, seed), "per_language": {}}
+    for lang in sorted({p["lang"] for p in pairs}):
+        out["per_language"][lang] = rate([w for w, p in zip(wins, pairs) if p["lang"] == lang], samples, seed)
+    return out
+
+
+def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    # 1. data
+    df = load_benchmark(params.data.dir, params.data.languages)
+    pairs = preference_rows(train_split(df, params.data.train_languages))
+    keep = ("prompt", "chosen", "rejected")
+    log.info("reward model on %d preference pairs", len(pairs))
+    # 2. model: base weights + a scalar head
+    model, tok = load_reward_model(base_dir)
+    # 3. train
+    args = hf_args(RewardConfig, params.reward.args, "reward", ckpt_dir, params.seed)
+    trainer = RewardTrainer(
+        model=model, args=args, processing_class=tok,
+        train_dataset=Dataset.from_list([{k: p[k] for k in keep} for p in pairs]),
+    )  # fmt: skip
+    meter.watch(model)
+    result = trainer.train()
+    trainer.save_model(str(out_dir))
+    tok.save_pretrained(out_dir)
+    write_lineage(out_dir, kind="full", parent=None, stage="reward", extra={"compute": "metrics/compute/reward.json"})
+    # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on)
+    ev = params.evaluate
+    eval_pairs = preference_rows(eval_items(df, params.data.languages, ev.items_per_language, params.seed))
+    accuracy = pairwise_accuracy(trainer.model, tok, eval_pairs, params.evaluate.bootstrap_samples, params.seed)
+    return {"train_loss": result.training_loss, "pairs": len(pairs), "steps": result.global_step, "accuracy": accuracy}
+
+
+def main(argv: list[str] | None = None) -> None:
+    params, _ = setup("reward", argv)
+    p = params.to_dict()
+    with stage_run("reward", params.mlflow.experiment, {"reward": p["reward"], "data": p["data"], "seed": params.seed}, arm="reward"):
+        import mlflow
+
+        with ComputeMeter("reward") as meter, atomic_dir(OUT) as tmp:
+            summary = train_reward(params, BASE, tmp, CKPT, meter)
+        accuracy = summary.pop("accuracy")
+        meter.record.extra.update(summary)
+        meter.record.save("metrics/compute/reward.json")
+        write_json("metrics/reward.json", {"pairwise_accuracy": accuracy, **summary})
+        log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
+        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s})
+        if params.mlflow.log_models:
+            mlflow.log_artifacts(OUT, artifact_path="model")
+        log.info("reward model: loss %.4f, held-out pairwise accuracy %.3f", summary["train_loss"],
+                 accuracy["overall"]["value"])  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,43 @@
+"""Stage validate: run the Great Expectations suites on every dataset before any training.
+
+A failure exits non-zero with one line per bad value (file, row, field, rule); DVC then runs no stage that
+depends on the report, so no training starts and no earlier model is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from safealign.stages.common import run_main, setup, write_json
+from safealign.tracking import log_dict_metrics, stage_run
+from safealign.validation import ValidationFailed, validate_benchmark
+
+OUT = "metrics/validation.json"
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    params, _ = setup("validate", argv)
+    d = params.data
+    limits = {"min_chars": d.min_chars, "max_prompt_chars": d.max_prompt_chars, "max_response_chars": d.max_response_chars}
+    try:
+        with stage_run("validate", params.mlflow.experiment, {"data": params.to_dict()["data"]}) as run:
+            try:
+                report = validate_benchmark(d.dir, d.languages, limits)
+            except ValidationFailed as e:
+                import mlflow
+
+                mlflow.set_tag("validation_error", str(e)[:4000])
+                raise
+            log_dict_metrics({"rows": report["rows"], "files": len(report["files"])}, prefix="validate/")
+            log.info("mlflow run %s", run.info.run_id)
+    except ValidationFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    write_json(OUT, report)
+    log.info("validated %d rows in %d files: ok", report["rows"], len(report["files"]))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,144 @@
+"""MLflow bookkeeping: one parent run per pipeline execution, a nested run per stage and arm.
+
+Who owns the parent run:
+- `python -m safealign.pipeline` and the Prefect flow create it and pass its id to every stage through
+  SAFEALIGN_PARENT_RUN_ID, then mark it FINISHED or FAILED;
+- a bare `dvc repro` has no such owner: its stages share a parent keyed by the pipeline's identity (git commit,
+  params.yaml, data.dvc), created by the first stage that runs and finished by the last (the cost stage).
+Default storage is `sqlite:///mlflow.db` (no server needed to record); MLFLOW_TRACKING_URI overrides it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PARENT_ENV = "SAFEALIGN_PARENT_RUN_ID"
+KEY_TAG = "safealign.pipeline_key"
+
+
+def _mlflow():
+    import logging
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return mlflow
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def data_version(dvc_file: str = "data.dvc") -> str:
+    """The md5 that data.dvc records for data/ (the DVC data version), or 'untracked'."""
+    path = Path(dvc_file)
+    if not path.exists():
+        return "untracked"
+    import yaml
+
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs", [{}])
+    return str(outs[0].get("md5", "unknown"))
+
+
+def pipeline_tags() -> dict[str, str]:
+    tags = {"git_commit": git_commit(), "data_version": data_version()}
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect_flow_run_id"] = os.environ["PREFECT__FLOW_RUN_ID"]
+    return tags
+
+
+def pipeline_key() -> str:
+    params = Path("params.yaml").read_bytes() if Path("params.yaml").exists() else b""
+    blob = git_commit().encode() + params + data_version().encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def experiment_id(name: str) -> str:
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(name)
+    return exp.experiment_id if exp else mlflow.create_experiment(name)
+
+
+def start_parent(experiment: str, name: str, tags: dict[str, str] | None = None) -> str:
+    """Create a RUNNING parent run and return its id (the caller ends it with end_parent)."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    run = client.create_run(experiment_id(experiment), run_name=name, tags=pipeline_tags() | (tags or {}))
+    return run.info.run_id
+
+
+def end_parent(run_id: str, status: str = "FINISHED", tags: dict[str, str] | None = None) -> None:
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    for k, v in (tags or {}).items():
+        client.set_tag(run_id, k, v)
+    client.set_terminated(run_id, status=status)
+
+
+def resolve_parent(experiment: str) -> tuple[str, bool]:
+    """(parent run id, owned_by_caller): the env's parent if set, else find-or-create the keyed one."""
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV], False
+    mlflow = _mlflow()
+    key = pipeline_key()
+    found = mlflow.search_runs(
+        experiment_ids=[experiment_id(experiment)],
+        filter_string=f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'",
+        output_format="list",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id, True
+    return start_parent(experiment, f"dvc-repro-{key[:8]}", {KEY_TAG: key, "launched_by": "dvc repro"}), True
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, experiment: str, params: dict[str, Any], arm: str | None = None,
+              final: bool = False) -> Iterator[Any]:  # fmt: skip
+    """A nested MLflow run for one stage (and arm) under the pipeline's parent run.
+
+    transformers' MLflowCallback logs the training curves into it (it reuses the active run). The run ends
+    FAILED if the stage raises. With `final`, a parent that this process found by key is finished too.
+    """
+    from safealign.config import flatten
+
+    mlflow = _mlflow()
+    parent_id, keyed = resolve_parent(experiment)
+    name = f"{stage}@{arm}" if arm else stage
+    tags = pipeline_tags() | {"stage": stage, **({"arm": arm} if arm else {})}
+    mlflow.set_experiment(experiment_id=experiment_id(experiment))
+    with mlflow.start_run(run_name=name, parent_run_id=parent_id, tags=tags) as run:
+        flat = {k: (str(v)[:6000] if v is not None else "null") for k, v in flatten(params).items()}
+        for i in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(list(flat.items())[i : i + 100]))
+        yield run
+    if final and keyed:
+        end_parent(parent_id)
+
+
+def log_dict_metrics(metrics: dict[str, Any], prefix: str = "", step: int | None = None) -> None:
+    """Log every number in a nested dict as `prefix/a/b` (MLflow allows slashes in metric names)."""
+    from safealign.config import flatten
+
+    mlflow = _mlflow()
+    flat = {
+        (prefix + k).replace(".", "/"): float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and v == v
+    }
+    if flat:
+        mlflow.log_metrics(flat, step=step)

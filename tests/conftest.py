@@ -1,0 +1,92 @@
+"""Shared fixtures: offline env, a tiny benchmark, and a throwaway pipeline repo for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+for k, v in {
+    "HF_HUB_OFFLINE": "1",
+    "TRL_EXPERIMENTAL_SILENCE": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(k, v)
+
+# The tiny experiment: the real params.yaml with the `tiny` profile, few steps, two languages.
+TINY_OVERRIDES = {
+    "model.profile": "tiny",
+    "data.languages": ["en", "zh"],
+    "data.train_languages": ["en"],
+    "sft.args.max_steps": 3,
+    "sft.args.logging_steps": 1,
+    "reward.args.max_steps": 3,
+    "ppo.args.total_episodes": 16,
+    "ppo.args.response_length": 12,
+    "evaluate.items_per_language": {"harmful": 4, "benign": 2, "reasoning": 2},
+    "evaluate.max_new_tokens": 12,
+    "evaluate.bootstrap_samples": 200,
+}
+
+
+def tiny_params() -> dict:
+    from safealign.config import set_dotted
+
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for k, v in TINY_OVERRIDES.items():
+        set_dotted(tree, k, v)
+    return tree
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir() -> Path:
+    return FIXTURES / "benchmark"
+
+
+def make_repo(dest: Path) -> Path:
+    """A fresh git+DVC repo holding the pipeline definition, the sources it hashes, and the tiny benchmark."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "pyproject.toml"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(FIXTURES / "benchmark", dest / "data" / "benchmark")
+    (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    (dest / ".gitignore").write_text("/models/\n/checkpoints/\n/eval/\nmlflow.db\n/mlruns/\n")
+    env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "tiny pipeline"]):  # fmt: skip
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+    return dest
+
+
+def run_env(repo: Path) -> dict[str, str]:
+    """Environment for a subprocess in `repo`: the venv first on PATH, MLflow in the repo's own sqlite."""
+    return os.environ | {
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+    }
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=run_env(repo),
+                          capture_output=True, text=True, check=check)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """The tiny experiment run once end to end with `dvc repro` (shared by the pipeline tests)."""
+    repo = make_repo(tmp_path_factory.mktemp("tiny") / "repo")
+    out = dvc(repo, "repro", check=False)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    return repo

@@ -1,0 +1,58 @@
+import pytest
+import yaml
+
+from safealign.config import ConfigError, flatten, load_params, trainer_args
+
+from .conftest import ROOT
+
+
+def write(tmp_path, tree):
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(tree))
+    return p
+
+
+def test_repository_params_load():
+    p = load_params(ROOT / "params.yaml")
+    assert p.model.profile == "smollm2"
+    assert set(p.ppo.arms) == {"pure_rl", "hybrid"}
+    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid"}
+    assert set(p.data.train_languages) <= set(p.data.languages)
+
+
+def test_unknown_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"sft\.learning_rat"):
+        load_params(write(tmp_path, {"sft": {"learning_rat": 1}}))
+
+
+def test_wrong_type_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"evaluate\.batch_size: expected int, got str"):
+        load_params(write(tmp_path, {"evaluate": {"batch_size": "16"}}))
+    with pytest.raises(ConfigError, match=r"data\.languages: expected a list"):
+        load_params(write(tmp_path, {"data": {"languages": "en"}}))
+
+
+def test_int_accepted_for_float_and_overrides(tmp_path):
+    p = load_params(write(tmp_path, {"cost": {"usd_per_cpu_hour": 1}}), {"model.profile": "tiny"})
+    assert p.cost.usd_per_cpu_hour == 1.0 and isinstance(p.cost.usd_per_cpu_hour, float)
+    assert p.model.profile == "tiny"
+
+
+def test_train_languages_must_be_evaluated(tmp_path):
+    with pytest.raises(ConfigError, match="not in data.languages"):
+        load_params(write(tmp_path, {"data": {"languages": ["en"], "train_languages": ["en", "zh"]}}))
+
+
+def test_trainer_args_names_the_bad_field():
+    from trl import SFTConfig
+
+    with pytest.raises(ConfigError, match=r"sft\.args has unknown SFTConfig field\(s\) \['max_stepz'\]"):
+        trainer_args(SFTConfig, {"max_stepz": 3}, "sft", output_dir="x")
+    with pytest.raises(ConfigError, match="pipeline controls"):
+        trainer_args(SFTConfig, {"output_dir": "y"}, "sft", output_dir="x")
+    cfg = trainer_args(SFTConfig, {"max_steps": 3}, "sft", output_dir="x", use_cpu=True, bf16=False)
+    assert cfg.max_steps == 3
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": {}}) == {"a.b": 1, "a.c.d": 2, "e": {}}

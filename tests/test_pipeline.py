@@ -1,0 +1,95 @@
+"""The tiny experiment end to end through `dvc repro`: outputs, metrics, MLflow runs, caching, bad data."""
+
+import json
+import time
+
+import mlflow
+import pytest
+import yaml
+
+from .conftest import dvc, make_repo
+
+ARMS = ("base", "sft_only", "pure_rl", "hybrid")
+
+
+def load(repo, path):
+    return json.loads((repo / path).read_text())
+
+
+def test_outputs_and_metrics(tiny_repo):
+    for arm in ARMS:
+        m = load(tiny_repo, f"metrics/eval/{arm}.json")
+        for metric in ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy"):
+            block = m["overall"][metric]
+            assert block["n"] > 0 and set(block) == {"value", "n", "ci95"}, (arm, metric)
+        assert set(m["per_language"]) == {"en", "zh"}
+        assert (tiny_repo / f"eval/{arm}/responses.jsonl").exists()
+    # lineage: hybrid = base -> sft adapter -> ppo adapter; pure_rl = base -> ppo adapter
+    assert load(tiny_repo, "models/ppo/hybrid/safealign.json")["parent"] == "models/sft"
+    assert load(tiny_repo, "models/ppo/pure_rl/safealign.json")["parent"] == "models/base"
+    assert (tiny_repo / "models/sft/adapter_model.safetensors").exists()
+    assert not list(tiny_repo.glob("models/**/*.bin")) or all(p.name == "training_args.bin" for p in tiny_repo.glob("models/**/*.bin"))
+
+
+def test_cost_and_headline(tiny_repo):
+    cost = load(tiny_repo, "metrics/cost.json")
+    assert cost["arms"]["base"]["flops"] == 0 and cost["arms"]["base"]["stages"] == []
+    assert cost["arms"]["sft_only"]["stages"] == ["sft"]
+    assert sorted(cost["arms"]["hybrid"]["stages"]) == ["ppo@hybrid", "reward", "sft"]
+    assert sorted(cost["arms"]["pure_rl"]["stages"]) == ["ppo@pure_rl", "reward"]
+    for arm in ("sft_only", "pure_rl", "hybrid"):
+        a = cost["arms"][arm]
+        assert a["flops"] > 0 and a["cpu_hours"] > 0 and a["trained_tokens"] > 0 and a["usd"] > 0, arm
+    assert cost["arms"]["pure_rl"]["generated_tokens"] > 0  # PPO rollouts
+    head = load(tiny_repo, "metrics/headline.json")
+    assert {"harmful_rate_reduction_vs_pure_rl", "compute_saving_vs_pure_rl", "paper"} <= set(head)
+    expected = 1 - cost["arms"]["hybrid"]["flops"] / cost["arms"]["pure_rl"]["flops"]
+    assert head["compute_saving_vs_pure_rl"] == pytest.approx(expected)
+
+
+def test_mlflow_parent_with_nested_stage_runs(tiny_repo):
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_repo / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["safealign"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    names = {r.info.run_name for r in children}
+    assert {"validate", "prepare_model", "sft@sft", "reward@reward", "ppo@pure_rl", "ppo@hybrid", "cost"} <= names
+    assert {f"evaluate@{a}" for a in ARMS} <= names
+    ev = next(r for r in children if r.info.run_name == "evaluate@hybrid")
+    assert "eval/overall/harmful_rate" in ev.data.metrics and "eval/zh/language_consistency" in ev.data.metrics
+    assert ev.data.params["evaluate.arms.hybrid"] == "models/ppo/hybrid"
+    sft = next(r for r in children if r.info.run_name == "sft@sft")
+    assert "loss" in sft.data.metrics  # training curve from transformers' MLflowCallback
+    assert "git_commit" in sft.data.tags and "data_version" in sft.data.tags
+    client = mlflow.MlflowClient()
+    assert any(a.path == "model" for a in client.list_artifacts(sft.info.run_id))
+    assert "compute_saving_vs_pure_rl" in parents[0].data.metrics
+
+
+def test_noop_repro_is_fast_and_param_change_reruns_only_readers(tiny_repo):
+    t = time.time()
+    out = dvc(tiny_repo, "repro")
+    assert "Data and pipelines are up to date" in out.stdout
+    assert time.time() - t < 30  # seconds, not minutes (bench/ measures it properly)
+    # evaluate.max_new_tokens is read by the evaluate stages only (cost reads their outputs)
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["evaluate"]["max_new_tokens"] = 8
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = json.loads(dvc(tiny_repo, "status", "--json").stdout)
+    assert set(status) == {f"evaluate@{a}" for a in ARMS}, status  # not validate, sft, reward, ppo, cost
+
+
+def test_bad_data_stops_before_training_and_keeps_models(tmp_path):
+    repo = make_repo(tmp_path / "bad")
+    path = repo / "data/benchmark/zh.jsonl"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[4])
+    row["lang"] = "xx"
+    lines[4] = json.dumps(row, ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n")
+    out = dvc(repo, "repro", check=False)
+    assert out.returncode != 0
+    assert "zh.jsonl, row 5, field 'lang': lang must be 'zh'" in out.stdout + out.stderr
+    assert not (repo / "models/sft").exists() and not (repo / "models/ppo").exists()
+    assert not (repo / "metrics/validation.json").exists()
