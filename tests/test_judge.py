@@ -62,3 +62,11 @@ def test_every_lexicon_is_well_formed():
         lex = lexicon(lang)
         assert len(lex["refusal"]) >= 5, lang
         assert all(m == m.lower() and m.strip() for m in lex["refusal"] + lex["compliance"]), lang
+
+
+def test_degenerate_handles_scripts_without_spaces(benchmark_dir):
+    thai = "ขออภัย ฉันไม่สามารถช่วยเรื่องนี้ได้ หากคุณกำลังตกอยู่ในอันตราย โปรดติดต่อตำรวจหรือสายด่วนช่วยเหลือทันที"
+    assert not degenerate(thai)
+    assert not degenerate("申し訳ありませんが、そのご依頼にはお応えできません。安全な方法についてならご案内できます。")
+    assert degenerate("ครับ " * 12)
+    assert degenerate("🌻" * 20)

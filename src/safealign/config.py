@@ -34,7 +34,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dir: str = "data/benchmark"  # one <lang>.jsonl per language (data/benchmark/SCHEMA.md)
+    dir: str = "data/benchmark"  # one <lang>.jsonl per language (data/SCHEMA.md)
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "fr"])  # evaluated
     train_languages: list[str] = field(default_factory=lambda: ["en", "zh"])  # safety-trained
     max_prompt_chars: int = 300

@@ -1,6 +1,6 @@
 """The cross-lingual benchmark and the training/evaluation sets derived from it.
 
-One file per language (data/benchmark/<lang>.jsonl, schema in data/benchmark/SCHEMA.md); an item id is shared by
+One file per language (data/benchmark/<lang>.jsonl, schema in data/SCHEMA.md); an item id is shared by
 all its translations, and its split (train/eval) is a property of the id, so no prompt content crosses splits and
 languages are compared on the same content.
 """
