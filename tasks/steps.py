@@ -20,7 +20,7 @@ def stage_order(repo: Path) -> list[str]:
     from dvc.repo.reproduce import plan_repro
 
     with Repo(str(repo)) as r:
-        return [s.addressing for s in plan_repro(r.index.graph) if getattr(s, "cmd", None)]
+        return [s.name for s in plan_repro(r.index.graph) if getattr(s, "cmd", None)]
 
 
 def repro(stage: str, repo: Path, env: dict[str, str], force: bool = False) -> bool:

@@ -1,0 +1,62 @@
+"""The hybrid-train Prefect flow under a test harness, on a throwaway tiny repo."""
+
+import json
+
+import mlflow
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from safealign.config import ConfigError
+from flows.hybrid_train import hybrid_train
+
+from .conftest import dvc, make_repo
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("flow") / "repo")
+
+
+def runs(repo):
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["safealign"], output_format="list")
+
+
+def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    result = hybrid_train(repo_dir=str(repo))
+    ran = result["stages_run"]
+    assert list(ran)[:1] == ["validate"] and list(ran)[-1] == "cost"
+    assert {"sft", "reward", "ppo@pure_rl", "ppo@hybrid", "evaluate@hybrid", "prepare_model"} <= set(ran)
+    assert all(ran.values())
+    assert "| hybrid | zh |" in result["summary"]
+    # the same cache and lock as a plain `dvc repro`
+    assert "Data and pipelines are up to date" in dvc(repo, "repro").stdout
+    parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["launched_by"] == "prefect"
+    children = [r for r in runs(repo) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert {"sft@sft", "ppo@hybrid", "evaluate@base", "cost"} <= {r.info.run_name for r in children}
+
+
+def test_overrides_apply_for_one_run_and_are_recorded(harness, repo, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    before = (repo / "params.yaml").read_text()
+    result = hybrid_train(overrides={"evaluate.max_new_tokens": 6}, repo_dir=str(repo))
+    ran = {k for k, v in result["stages_run"].items() if v}
+    assert ran == {"evaluate@base", "evaluate@sft_only", "evaluate@pure_rl", "evaluate@hybrid", "cost"}
+    assert (repo / "params.yaml").read_text() == before  # restored
+    parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])
+    assert json.loads(parent.data.tags["overrides"]) == {"evaluate.max_new_tokens": 6}
+
+
+def test_bad_override_fails_before_anything_runs(harness, repo):
+    before = (repo / "params.yaml").read_text()
+    with pytest.raises(ConfigError, match="evaluate.max_new_tokenz"):
+        hybrid_train(overrides={"evaluate.max_new_tokenz": 6}, repo_dir=str(repo))
+    assert (repo / "params.yaml").read_text() == before
