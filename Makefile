@@ -12,6 +12,8 @@ QUIET_PIP := { grep -v 'is ignored: it is neither a file nor a directory' || tru
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# the temporary API server `make run` starts needs more than the default 20 s on 2 busy cores
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export HF_HUB_OFFLINE := 1
 export TRL_EXPERIMENTAL_SILENCE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db

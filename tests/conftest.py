@@ -37,6 +37,7 @@ TINY_OVERRIDES = {
     "evaluate.items_per_language": {"harmful": 4, "benign": 2, "reasoning": 2},
     "evaluate.max_new_tokens": 12,
     "evaluate.bootstrap_samples": 200,
+    "detect.model_rows_per_language": 8,
 }
 
 
@@ -90,3 +91,16 @@ def tiny_repo(tmp_path_factory) -> Path:
     out = dvc(repo, "repro", check=False)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved `tiny` profile model (random 2-layer Llama, SmolLM2 tokenizer), built once per session."""
+    from safealign.models import build_base, write_lineage
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    model, tok = build_base("tiny", seed=0)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    write_lineage(out, kind="full", parent=None, stage="prepare_model")
+    return out

@@ -6,8 +6,8 @@ import mlflow
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from safealign.config import ConfigError
 from flows.hybrid_train import hybrid_train
+from safealign.config import ConfigError
 
 from .conftest import dvc, make_repo
 

@@ -28,6 +28,21 @@ def test_outputs_and_metrics(tiny_repo):
     assert load(tiny_repo, "models/ppo/hybrid/safealign.json")["parent"] == "models/sft"
     assert load(tiny_repo, "models/ppo/pure_rl/safealign.json")["parent"] == "models/base"
     assert (tiny_repo / "models/sft/adapter_model.safetensors").exists()
+    m = load(tiny_repo, "metrics/eval/hybrid.json")
+    assert m["judge"] == load(tiny_repo, "metrics/detection.json")["best_judge"]
+    assert {"harmful_rate", "untrained", "trained"} <= set(m["cross_lingual_gap"])
+    assert {"refuse_then_comply_rate", "rm_safe_judge_harmful_rate", "mean_response_chars"} <= set(m["reward_hacking"])
+
+
+def test_detection_table(tiny_repo):
+    d = load(tiny_repo, "metrics/detection.json")
+    assert {"lexicon", "classifier", "reward_model"} <= set(d["detectors"])
+    for name, t in d["detectors"].items():
+        assert set(t["per_language"]) == {"en", "zh"}, name
+        assert {"precision", "recall", "f1", "fpr"} <= set(t["per_language"]["zh"])
+    assert d["best_judge"] in {"lexicon", "classifier"}
+    assert (tiny_repo / "metrics/plots/detection.csv").exists()
+    assert (tiny_repo / "models/detector/classifier.skops").exists()
     assert not list(tiny_repo.glob("models/**/*.bin")) or all(p.name == "training_args.bin" for p in tiny_repo.glob("models/**/*.bin"))
 
 
@@ -54,7 +69,7 @@ def test_mlflow_parent_with_nested_stage_runs(tiny_repo):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     names = {r.info.run_name for r in children}
-    assert {"validate", "prepare_model", "sft@sft", "reward@reward", "ppo@pure_rl", "ppo@hybrid", "cost"} <= names
+    assert {"validate", "prepare_model", "sft@sft", "reward@reward", "detect", "ppo@pure_rl", "ppo@hybrid", "cost"} <= names
     assert {f"evaluate@{a}" for a in ARMS} <= names
     ev = next(r for r in children if r.info.run_name == "evaluate@hybrid")
     assert "eval/overall/harmful_rate" in ev.data.metrics and "eval/zh/language_consistency" in ev.data.metrics

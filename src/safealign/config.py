@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 PARAMS_FILE = "params.yaml"
+JUDGES = ("auto", "lexicon", "classifier", "guard")
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,14 @@ class PPOStageConfig:
 
 
 @dataclass
+class DetectConfig:
+    classifier_c: float = 10.0  # inverse regularization of the n-gram logistic regression
+    model_rows_per_language: int = 24  # eval rows per language scored by model-based detectors (CPU cost)
+    guard_model: str | None = None  # an LLM guard model id or path, e.g. meta-llama/Llama-Guard-3-1B (GPU)
+    guard_max_new_tokens: int = 8
+
+
+@dataclass
 class EvaluateConfig:
     arms: dict[str, str] = field(default_factory=dict)  # arm -> model directory
     max_new_tokens: int = 48
@@ -74,7 +83,12 @@ class EvaluateConfig:
     # Per language and kind, how many eval-split items to score (a fixed, seeded subsample); null = all.
     items_per_language: dict[str, int] | None = None
     bootstrap_samples: int = 1000
-    judge: str = "lexicon"  # never the reward model an arm optimized
+    judge: str = "auto"  # auto (best of the detection benchmark) | lexicon | classifier | guard; never the RM
+    reward_scores: bool = True  # score responses with the reward model too (reward-hacking indicators)
+
+    def __post_init__(self) -> None:
+        if self.judge not in JUDGES:
+            raise ConfigError(f"evaluate.judge: '{self.judge}' is not one of {JUDGES} (the reward model never judges)")
 
 
 @dataclass
@@ -97,6 +111,7 @@ class Params:
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     reward: RewardStageConfig = field(default_factory=RewardStageConfig)
     ppo: PPOStageConfig = field(default_factory=PPOStageConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)

@@ -43,8 +43,8 @@ def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> 
     for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params = load_params(args.params)
-    log.info("stage %s%s, resolved params:\n%s", stage, f"@{args.arm}" if with_arm else "",
-             json.dumps(params.to_dict(), indent=1, default=str))  # fmt: skip
+    log.info("stage %s%s, resolved params: %s", stage, f"@{args.arm}" if with_arm else "",
+             json.dumps(params.to_dict(), default=str))  # fmt: skip
     return params, args
 
 

@@ -42,9 +42,17 @@ def prompt_dataset(rows: list[dict], tok, max_prompt_tokens: int):
     return Dataset.from_list([encode(r) for r in rows])
 
 
+def trainer_config(params: Params, output_dir: str):
+    from trl.experimental.ppo import PPOConfig
+
+    args = hf_args(PPOConfig, params.ppo.args, "ppo", output_dir, params.seed)
+    args.stop_token = args.stop_token or "eos"  # truncate responses at <|im_end|> before scoring
+    return args
+
+
 def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
     from peft import LoraConfig
-    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    from trl.experimental.ppo import PPOTrainer
 
     init = params.ppo.arms[arm]
     # 1. prompts: harmful and benign training prompts in the training languages
@@ -57,8 +65,7 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
     dataset = prompt_dataset(rows, tok, params.ppo.max_prompt_tokens)
     log.info("PPO %s from %s on %d prompts", arm, init, len(rows))
     # 3. train
-    args = hf_args(PPOConfig, params.ppo.args, "ppo", ckpt_dir, params.seed)
-    args.stop_token = args.stop_token or "eos"  # truncate responses at <|im_end|> before scoring
+    args = trainer_config(params, ckpt_dir)
     peft_config = LoraConfig(task_type="CAUSAL_LM", **params.ppo.lora) if params.ppo.lora else None
     trainer = PPOTrainer(
         args=args, processing_class=tok, model=policy, ref_model=None if peft_config else _copy(policy),

@@ -39,16 +39,20 @@ def load_reward_model(model_dir: str, num_labels: int = 1):
 
 @torch.no_grad()
 def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16) -> list[float]:
-    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees."""
+    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Batches are formed
+    from length-sorted texts, so a long Bengali answer does not pad fifteen short English ones."""
     texts = [
         tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=False)
         for p, r in zip(prompts, responses)
     ]
-    out: list[float] = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = [0.0] * len(texts)
     model.eval()
-    for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=512)
-        out.extend(model(**enc.to(model.device)).logits[:, 0].tolist())
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=512)
+        for i, v in zip(idx, model(**enc.to(model.device)).logits[:, 0].tolist()):
+            out[i] = v
     return out
 
 
@@ -64,9 +68,15 @@ def pairwise_accuracy(model, tok, pairs: list[dict], samples: int, seed: int) ->
     return out
 
 
+def trainer_config(params: Params, output_dir: str):
+    from trl import RewardConfig
+
+    return hf_args(RewardConfig, params.reward.args, "reward", output_dir, params.seed)
+
+
 def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
     from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardTrainer
 
     # 1. data
     df = load_benchmark(params.data.dir, params.data.languages)
@@ -76,7 +86,7 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
     # 2. model: base weights + a scalar head
     model, tok = load_reward_model(base_dir)
     # 3. train
-    args = hf_args(RewardConfig, params.reward.args, "reward", ckpt_dir, params.seed)
+    args = trainer_config(params, ckpt_dir)
     trainer = RewardTrainer(
         model=model, args=args, processing_class=tok,
         train_dataset=Dataset.from_list([{k: p[k] for k in keep} for p in pairs]),

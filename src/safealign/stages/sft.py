@@ -20,11 +20,17 @@ BASE, OUT, CKPT = "models/base", "models/sft", "checkpoints/sft"
 log = logging.getLogger(__name__)
 
 
+def trainer_config(params: Params, output_dir: str):
+    from trl import SFTConfig
+
+    return hf_args(SFTConfig, params.sft.args, "sft", output_dir, params.seed)
+
+
 def train_sft(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
     """Fine-tune the base model on refuse-and-redirect / helpful demonstrations; save adapter or model."""
     from datasets import Dataset
     from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     # 1. data: conversational prompt/completion rows, loss on the completion only
     df = load_benchmark(params.data.dir, params.data.languages)
@@ -34,7 +40,7 @@ def train_sft(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter
     model, tok = load_policy(base_dir)
     peft_config = LoraConfig(task_type="CAUSAL_LM", **params.sft.lora) if params.sft.lora else None
     # 3. train
-    args = hf_args(SFTConfig, params.sft.args, "sft", ckpt_dir, params.seed)
+    args = trainer_config(params, ckpt_dir)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=peft_config
     )

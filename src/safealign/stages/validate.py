@@ -17,10 +17,20 @@ OUT = "metrics/validation.json"
 log = logging.getLogger(__name__)
 
 
+def check_trainer_params(params) -> None:
+    """Build every TRL config from params now, so a misspelled trainer field fails here, before any compute,
+    instead of minutes into a later stage."""
+    from safealign.stages import ppo, reward, sft
+
+    for stage in (sft, reward, ppo):
+        stage.trainer_config(params, "checkpoints/validate")
+
+
 def main(argv: list[str] | None = None) -> None:
     params, _ = setup("validate", argv)
     d = params.data
     limits = {"min_chars": d.min_chars, "max_prompt_chars": d.max_prompt_chars, "max_response_chars": d.max_response_chars}
+    check_trainer_params(params)
     try:
         with stage_run("validate", params.mlflow.experiment, {"data": params.to_dict()["data"]}) as run:
             try:
