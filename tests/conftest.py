@@ -62,6 +62,7 @@ def make_repo(dest: Path) -> Path:
         shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(FIXTURES / "benchmark", dest / "data" / "benchmark")
+    shutil.copytree(FIXTURES / "labeled_real", dest / "data" / "labeled_real")
     (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     (dest / ".gitignore").write_text("/models/\n/checkpoints/\n/eval/\nmlflow.db\n/mlruns/\n")
     env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}

@@ -41,6 +41,9 @@ def test_detection_table(tiny_repo):
         assert set(t["per_language"]) == {"en", "zh"}, name
         assert {"precision", "recall", "f1", "fpr"} <= set(t["per_language"]["zh"])
     assert d["best_judge"] in {"lexicon", "classifier"}
+    assert d["judge_chosen_on"] == "annotated real responses"
+    assert {"lexicon", "classifier", "reward_model"} <= set(d["real_responses"])
+    assert 0 <= d["real_responses"]["lexicon"]["verdict_accuracy"]["overall"] <= 1
     assert (tiny_repo / "metrics/plots/detection.csv").exists()
     assert (tiny_repo / "models/detector/classifier.skops").exists()
     assert not list(tiny_repo.glob("models/**/*.bin")) or all(p.name == "training_args.bin" for p in tiny_repo.glob("models/**/*.bin"))

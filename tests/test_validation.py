@@ -116,3 +116,25 @@ def test_bad_json_names_the_line(data):
 def test_missing_language_file(data):
     with pytest.raises(DataError, match=r"sw\.jsonl: file for language 'sw'"):
         validate_benchmark(data, ["en", "sw"], LIMITS)
+
+
+def test_labeled_real_rules(tmp_path):
+    from .conftest import FIXTURES
+
+    real = tmp_path / "real"
+    shutil.copytree(FIXTURES / "labeled_real", real)
+    bench = tmp_path / "benchmark"
+    shutil.copytree(FIXTURES / "benchmark", bench)
+    assert validate_benchmark(bench, ["en", "zh"], LIMITS, real)["labeled_real_rows"] > 0
+    rs = rows(real / "en.jsonl")
+    harmful_row = next(i for i, r in enumerate(rs, 1) if r["kind"] == "harmful")
+    benign_row = next(i for i, r in enumerate(rs, 1) if r["kind"] == "benign")
+    edit(real / "en.jsonl", harmful_row, label="helpful")
+    edit(real / "en.jsonl", benign_row, label="compliance", harmful=1)
+    with pytest.raises(ValidationFailed) as e:
+        validate_benchmark(bench, ["en", "zh"], LIMITS, real)
+    text = str(e.value)
+    assert f"en.jsonl, row {harmful_row}, field 'label': label of a harmful prompt's response must be one of" in text
+    assert f"en.jsonl, row {benign_row}, field 'label': label of a benign prompt's response must be one of" in text
+    if rows(real / "en.jsonl")[harmful_row - 1]["harmful"] == 1:  # label changed, harmful flag not: inconsistent
+        assert f"en.jsonl, row {harmful_row}, field 'harmful': harmful must be 0 unless" in text

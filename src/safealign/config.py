@@ -38,6 +38,7 @@ class DataConfig:
     dir: str = "data/benchmark"  # one <lang>.jsonl per language (data/SCHEMA.md)
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "fr"])  # evaluated
     train_languages: list[str] = field(default_factory=lambda: ["en", "zh"])  # safety-trained
+    labeled_real_dir: str = "data/labeled_real"  # annotated real responses for the detection benchmark
     max_prompt_chars: int = 300
     max_response_chars: int = 400
     min_chars: int = 2
@@ -56,6 +57,7 @@ class SFTStageConfig:
 
 @dataclass
 class RewardStageConfig:
+    eval_pairs_per_language: int = 4  # held-out items per language whose pairs measure pairwise accuracy
     args: dict[str, Any] = field(default_factory=dict)  # trl.RewardConfig fields
 
 

@@ -30,6 +30,9 @@ CATEGORIES = {
 # Fields each kind must carry (beyond id, lang, kind, category, split, prompt, reference) and may not carry.
 KIND_FIELDS = {"harmful": ("compliant", "partial"), "benign": ("refusal",), "reasoning": ("answer",)}
 BASE_FIELDS = ("id", "lang", "kind", "category", "split", "prompt", "reference")
+# Annotated real model responses (data/labeled_real/<lang>.jsonl): the detection benchmark's real-output set.
+REAL_LABELS = {"harmful": ("compliance", "partial", "refusal", "off_topic"), "benign": ("helpful", "refusal", "off_topic")}
+REAL_FIELDS = ("uid", "id", "lang", "kind", "source_arm", "prompt", "response", "label", "harmful", "annotator", "note")
 ALL_FIELDS = BASE_FIELDS + tuple(f for fs in KIND_FIELDS.values() for f in fs)
 
 
@@ -160,3 +163,13 @@ def eval_items(
                     picked.append(q.pop())
         keep.extend(picked)
     return ev[ev["id"].isin(keep)].reset_index(drop=True)
+
+
+def load_labeled_real(real_dir: str | Path, languages: list[str]) -> pd.DataFrame:
+    """Annotated real responses of the configured languages (empty frame if the folder or a file is absent)."""
+    rows: list[dict[str, Any]] = []
+    for lang in languages:
+        f = Path(real_dir) / f"{lang}.jsonl"
+        if f.exists():
+            rows.extend(read_jsonl(f))
+    return pd.DataFrame(rows, columns=[*REAL_FIELDS, "_file", "_row"]) if not rows else pd.DataFrame(rows)

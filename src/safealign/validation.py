@@ -20,6 +20,8 @@ from safealign.data import (
     CATEGORIES,
     KIND_FIELDS,
     KINDS,
+    REAL_FIELDS,
+    REAL_LABELS,
     SPLITS,
     DataError,
     benchmark_files,
@@ -142,6 +144,50 @@ def benchmark_suite(lang: str, train_ids: frozenset[str], train_prompts: frozens
     return gx.ExpectationSuite(name=f"benchmark-{lang}", expectations=exps)
 
 
+def labeled_real_suite(lang: str, max_chars: int):
+    """Rules for one file of annotated real responses."""
+    import great_expectations.expectations as gxe
+
+    gx, _, _ = _gx()
+    when = {"condition_parser": "pandas"}
+    harmful_labels = " or ".join(f'label=="{x}"' for x in ("compliance", "partial"))
+    exps = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=[*REAL_FIELDS, "_file", "_row"], exact_match=True,
+                                         meta={"rule": f"only these fields are allowed: {list(REAL_FIELDS)}"}),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": "required field is missing or null"})
+          for c in ("uid", "id", "lang", "kind", "prompt", "response", "label", "harmful")],
+        gxe.ExpectColumnValuesToBeInSet(column="lang", value_set=[lang], meta={"rule": f"lang must be '{lang}', the language of this file"}),
+        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=list(REAL_LABELS), meta={"rule": f"kind must be one of {list(REAL_LABELS)}"}),
+        *[gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels), row_condition=f'kind=="{kind}"', **when,
+                                          meta={"rule": f"label of a {kind} prompt's response must be one of {list(labels)}"})
+          for kind, labels in REAL_LABELS.items()],
+        gxe.ExpectColumnValuesToBeInSet(column="harmful", value_set=[1], row_condition=harmful_labels, **when,
+                                        meta={"rule": "harmful must be 1 for compliance or partial"}),
+        gxe.ExpectColumnValuesToBeInSet(column="harmful", value_set=[0], row_condition=f"not ({harmful_labels})", **when,
+                                        meta={"rule": "harmful must be 0 unless the label is compliance or partial"}),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="response", min_value=0, max_value=max_chars,
+                                                meta={"rule": f"a response may have at most {max_chars} characters"}),
+        gxe.ExpectColumnValuesToBeUnique(column="uid", meta={"rule": "duplicate uid in this file"}),
+    ]  # fmt: skip
+    return gx.ExpectationSuite(name=f"labeled-real-{lang}", expectations=exps)
+
+
+def validate_labeled_real(real_dir: str | Path, languages: list[str], max_chars: int = 4000) -> tuple[int, list[Failure]]:
+    """(rows, failures) of the annotated real responses present for the configured languages."""
+    rows, failures = 0, []
+    for lang in languages:
+        f = Path(real_dir) / f"{lang}.jsonl"
+        if not f.exists():
+            continue
+        df = pd.DataFrame(read_jsonl(f))
+        for col in REAL_FIELDS:
+            if col not in df:
+                df[col] = None
+        rows += len(df)
+        failures.extend(run_suite(labeled_real_suite(lang, max_chars), df, str(f)))
+    return rows, failures
+
+
 def run_suite(suite, df: pd.DataFrame, file: str) -> list[Failure]:
     """Run a suite on a frame that has a `_row` column; turn each unexpected value into a Failure."""
     gx, ctx, batch_def = _gx()
@@ -172,8 +218,10 @@ def run_suite(suite, df: pd.DataFrame, file: str) -> list[Failure]:
     return failures
 
 
-def validate_benchmark(data_dir: str | Path, languages: list[str], limits: dict[str, int]) -> dict[str, Any]:
-    """Validate every language file; return a report, or raise ValidationFailed naming each bad row."""
+def validate_benchmark(data_dir: str | Path, languages: list[str], limits: dict[str, int],
+                       real_dir: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Validate every language file (and the annotated real responses in `real_dir`, if given); return a report,
+    or raise ValidationFailed naming each bad row."""
     files = benchmark_files(data_dir, languages)
     frames = {}
     for lang, path in files.items():
@@ -206,6 +254,10 @@ def validate_benchmark(data_dir: str | Path, languages: list[str], limits: dict[
         for extra in sorted(s - ids[reference_lang]):
             row = int(frames[lang].loc[frames[lang]["id"] == extra, "_row"].iloc[0])
             failures.append(Failure(str(files[lang]), row, "id", f"item '{extra}' is missing from {reference_lang}"))
+    if real_dir is not None:
+        real_rows, real_failures = validate_labeled_real(real_dir, languages)
+        failures.extend(real_failures)
+        report["labeled_real_rows"] = real_rows
     report["success"] = not failures
     report["rows"] = len(everything)
     report["failures"] = [asdict(f) | {"value": _short(f.value)} for f in failures]

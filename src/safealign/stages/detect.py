@@ -18,7 +18,7 @@ import pandas as pd
 
 from safealign.compute import ComputeMeter
 from safealign.config import Params
-from safealign.data import load_benchmark
+from safealign.data import load_benchmark, load_labeled_real
 from safealign.detection import (
     ClassifierDetector,
     GuardDetector,
@@ -27,6 +27,7 @@ from safealign.detection import (
     lexicon_detector,
     reward_threshold,
     score_table,
+    verdict_accuracy,
 )
 from safealign.stages.common import atomic_dir, run_main, setup, write_json
 from safealign.tracking import log_dict_metrics, stage_run
@@ -81,14 +82,33 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> dict:
     table_sub = score_table(sub, sub_preds)
     for name in model_preds:
         table[name] = table_sub[name]
-    best = choose_judge(table)
+
+    # 3. annotated real model responses: the check that matters for judging real outputs (synthetic texts are
+    #    cleaner than what a 135M model writes in Swahili)
+    real = load_labeled_real(params.data.labeled_real_dir, langs).reset_index(drop=True)
+    real_table = None
+    if len(real):
+        lexicon = lexicon_detector(langs)
+        verdicts = {"lexicon": lexicon.verdicts(real), "classifier": classifier.verdicts(real)}
+        real_preds = {k: np.array([x in ("compliance", "partial") for x in v], dtype=int) for k, v in verdicts.items()}
+        real_preds["reward_model"] = (np.array(score(rm, tok, chat(real), real["response"].tolist())) < threshold).astype(int)
+        if d.guard_model:
+            verdicts["guard"] = guard.verdicts(real)
+            real_preds["guard"] = np.array([x == "compliance" for x in verdicts["guard"]], dtype=int)
+        real_table = score_table(real, real_preds)
+        for name, v in verdicts.items():
+            real_table[name]["verdict_accuracy"] = verdict_accuracy(real, v)
+    best = choose_judge(table, real_table)
     return {
         "detectors": table,
+        "real_responses": real_table,
         "same_rows_subsample": table_sub,
         "best_judge": best,
+        "judge_chosen_on": "annotated real responses" if real_table else "synthetic labeled responses",
         "reward_threshold": float(threshold),
-        "rows": {"labeled": len(labeled), "train": len(train), "eval": len(test), "model_subsample": len(sub)},
-    }
+        "rows": {"labeled": len(labeled), "train": len(train), "eval": len(test), "model_subsample": len(sub),
+                 "real": len(real)},
+    }  # fmt: skip
 
 
 def sub_index(full: pd.DataFrame, sub: pd.DataFrame) -> np.ndarray:
@@ -100,9 +120,11 @@ def sub_index(full: pd.DataFrame, sub: pd.DataFrame) -> np.ndarray:
 
 def plot_rows(result: dict) -> list[dict]:
     rows = []
-    for det, t in result["detectors"].items():
-        for lang, s in t["per_language"].items():
-            rows.append({"detector": det, "lang": lang, **{k: round(s[k], 4) for k in ("f1", "precision", "recall", "fpr")}})
+    for where, table in (("synthetic", result["detectors"]), ("real", result["real_responses"] or {})):
+        for det, t in table.items():
+            for lang, s in t["per_language"].items():
+                rows.append({"set": where, "detector": det, "lang": lang,
+                             **{k: round(s[k], 4) for k in ("f1", "precision", "recall", "fpr")}})  # fmt: skip
     return rows
 
 
@@ -121,10 +143,17 @@ def main(argv: list[str] | None = None) -> None:
         log_dict_metrics({k: {"macro_f1": v["macro_f1"], **{m: v["overall"][m] for m in ("f1", "fpr")},
                               "f1_gap_to_en": v["f1_gap_to_en"]} for k, v in result["detectors"].items()},
                          prefix="detect/")  # fmt: skip
+        if result["real_responses"]:
+            log_dict_metrics({k: {"f1": v["overall"]["f1"], "fpr": v["overall"]["fpr"],
+                                  "verdict_accuracy": v.get("verdict_accuracy", {}).get("overall") or 0.0}
+                              for k, v in result["real_responses"].items()}, prefix="detect_real/")  # fmt: skip
         mlflow.set_tag("best_judge", result["best_judge"])
         mlflow.log_artifact("metrics/plots/detection.csv")
         for name, t in result["detectors"].items():
-            log.info("%-12s macro F1 %.3f  overall F1 %.3f  FPR %.3f", name, t["macro_f1"], t["overall"]["f1"], t["overall"]["fpr"])
+            log.info("synthetic %-12s macro F1 %.3f  overall F1 %.3f  FPR %.3f", name, t["macro_f1"], t["overall"]["f1"], t["overall"]["fpr"])
+        for name, t in (result["real_responses"] or {}).items():
+            log.info("real      %-12s F1 %.3f  FPR %.3f  verdict accuracy %s", name, t["overall"]["f1"], t["overall"]["fpr"],
+                     t.get("verdict_accuracy", {}).get("overall"))  # fmt: skip
         log.info("best judge: %s", result["best_judge"])
 
 

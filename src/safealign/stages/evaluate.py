@@ -19,11 +19,11 @@ import pandas as pd
 from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
 from safealign.data import eval_items, load_benchmark, write_jsonl
-from safealign.detection import ClassifierDetector, GuardDetector
+from safealign.detection import ClassifierDetector, GuardDetector, lexicon_detector
 from safealign.generation import generate
-from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, degenerate, reasoning_correct
+from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, reasoning_correct
 from safealign.metrics import diff_ci, rate, summarize
-from safealign.models import load_policy
+from safealign.models import lineage_chain, load_policy
 from safealign.stages.common import run_main, setup, write_json
 from safealign.tracking import log_dict_metrics, stage_run
 
@@ -41,20 +41,16 @@ def judge_name(params: Params) -> str:
     return name
 
 
-def make_judge(name: str, params: Params, lexicon: LexiconJudge) -> Verdicts:
-    """Verdicts by the named judge. A binary guard model is mapped to compliance/refusal (off-topic stays the
-    lexicon's loop detector)."""
+def make_judge(name: str, params: Params, languages: list[str]) -> Verdicts:
+    """Verdicts by the named judge; every judge first applies the shared off-topic checks (loop, echo)."""
     if name == "lexicon":
-        return lambda f: [lexicon.verdict(r.response, r.lang) for r in f.itertuples()]
+        return lexicon_detector(languages).verdicts
     if name == "classifier":
-        clf = ClassifierDetector.load(CLASSIFIER)
-        return clf.verdicts
+        return ClassifierDetector.load(CLASSIFIER).verdicts
     if name == "guard":
         if not params.detect.guard_model:
             raise ConfigError("params.yaml: evaluate.judge is 'guard' but detect.guard_model is null")
-        guard = GuardDetector(params.detect.guard_model, trust_remote_code=params.model.trust_remote_code)
-        return lambda f: ["off_topic" if degenerate(r) else ("compliance" if p else "refusal")
-                          for r, p in zip(f["response"], guard.predict(f))]  # fmt: skip
+        return GuardDetector(params.detect.guard_model, trust_remote_code=params.model.trust_remote_code).verdicts
     raise ConfigError(f"params.yaml: unknown judge '{name}'")
 
 
@@ -110,7 +106,7 @@ def evaluate_arm(params: Params, arm: str, meter: ComputeMeter) -> tuple[pd.Data
     items = eval_items(df, params.data.languages, ev.items_per_language, params.seed)
     lexicon = LexiconJudge(LanguageId(params.data.languages))
     name = judge_name(params)
-    verdicts = make_judge(name, params, lexicon)
+    verdicts = make_judge(name, params, params.data.languages)
     model, tok = load_policy(ev.arms[arm])
     meter.watch(model)
     log.info("evaluating %s on %d prompts (%s), judge: %s", arm, len(items), ", ".join(params.data.languages), name)
@@ -118,7 +114,8 @@ def evaluate_arm(params: Params, arm: str, meter: ComputeMeter) -> tuple[pd.Data
     del model
     scored = score_responses(items, responses, params.data.languages, verdicts, lexicon)
     threshold = None
-    if ev.reward_scores:
+    optimized_reward = any(meta.get("uses_reward") for _, meta in lineage_chain(ev.arms[arm]))
+    if ev.reward_scores and optimized_reward:  # reward-hacking indicators concern the arms RL trained
         scored["reward"] = reward_scores(scored)
         threshold = json.loads(Path(DETECTION).read_text())["reward_threshold"] if Path(DETECTION).exists() else None
     metrics = summarize(scored, ev.bootstrap_samples, params.seed)

@@ -38,7 +38,7 @@ def load_reward_model(model_dir: str, num_labels: int = 1):
 
 
 @torch.no_grad()
-def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16) -> list[float]:
+def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16, max_length: int = 256) -> list[float]:
     """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Batches are formed
     from length-sorted texts, so a long Bengali answer does not pad fifteen short English ones."""
     texts = [
@@ -48,9 +48,10 @@ def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_siz
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = [0.0] * len(texts)
     model.eval()
+    tok.truncation_side = "left"  # keep the response (the end); a long prompt loses its start instead
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=512)
+        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
         for i, v in zip(idx, model(**enc.to(model.device)).logits[:, 0].tolist()):
             out[i] = v
     return out
@@ -97,8 +98,8 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
     tok.save_pretrained(out_dir)
     write_lineage(out_dir, kind="full", parent=None, stage="reward", extra={"compute": "metrics/compute/reward.json"})
     # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on)
-    ev = params.evaluate
-    eval_pairs = preference_rows(eval_items(df, params.data.languages, ev.items_per_language, params.seed))
+    n = params.reward.eval_pairs_per_language
+    eval_pairs = preference_rows(eval_items(df, params.data.languages, {"harmful": n // 2, "benign": n - n // 2}, params.seed))
     accuracy = pairwise_accuracy(trainer.model, tok, eval_pairs, params.evaluate.bootstrap_samples, params.seed)
     return {"train_loss": result.training_loss, "pairs": len(pairs), "steps": result.global_step, "accuracy": accuracy}
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with stage_run("validate", params.mlflow.experiment, {"data": params.to_dict()["data"]}) as run:
             try:
-                report = validate_benchmark(d.dir, d.languages, limits)
+                report = validate_benchmark(d.dir, d.languages, limits, d.labeled_real_dir)
             except ValidationFailed as e:
                 import mlflow
 
