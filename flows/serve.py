@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
 from flows.hybrid_train import hybrid_train
@@ -21,13 +22,18 @@ TIMEZONE = os.environ.get("SAFEALIGN_TIMEZONE", "UTC")
 
 
 def deployments():
+    # One hybrid-train run at a time: a second one is cancelled at once, not queued behind a 30-minute run
+    # (the run lock in the flow also refuses it, with the holder's pid, for runs started outside Prefect).
+    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
     nightly = hybrid_train.to_deployment(
-        name="nightly", schedule=Cron(NIGHTLY_CRON, timezone=TIMEZONE),
-        description="Nightly retraining on the current data version", tags=["safealign", "nightly"],
+        name="nightly", schedule=Cron(NIGHTLY_CRON, timezone=TIMEZONE), parameters={"ingest": True, "gate": True},
+        concurrency_limit=one_at_a_time, tags=["safealign", "nightly"],
+        description="Ingest new red-team data from the S3 drop, retrain if anything changed, promote only without regression",
     )  # fmt: skip
     manual = hybrid_train.to_deployment(
-        name="manual", description="Ad hoc run; pass --params '{\"overrides\": {...}}'", tags=["safealign"]
-    )
+        name="manual", concurrency_limit=one_at_a_time, tags=["safealign"],
+        description="Ad hoc run; pass --params '{\"overrides\": {...}}' (and ingest/gate if wanted)",
+    )  # fmt: skip
     return nightly, manual
 
 

@@ -55,6 +55,9 @@ def publish_summary(repo: Path, arms: list[str], ran: dict[str, bool]) -> str:
             v = h.get(k)
             lines.append(f"| {k} | {'n/a' if v is None else f'{v:.1%}'} | {paper:.0%} |")
     lines += ["", "Stages run (False: DVC found them up to date): " + ", ".join(f"{k}={v}" for k, v in ran.items())]
+    report = repo / "reports" / "report.md"
+    if report.exists():  # the full report (stage report); the HTML version is an MLflow artifact of the parent run
+        lines += ["", f"HTML report: {report.with_suffix('.html')}", "", report.read_text()]
     body = "\n".join(lines)
     create_markdown_artifact(key="hybrid-train-summary", markdown=body, description="hybrid-train results")
     return body

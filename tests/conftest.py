@@ -38,6 +38,10 @@ TINY_OVERRIDES = {
     "evaluate.max_new_tokens": 12,
     "evaluate.bootstrap_samples": 200,
     "detect.model_rows_per_language": 8,
+    "grpo.args.max_steps": 2,
+    "grpo.args.max_completion_length": 12,
+    "curve.max_new_tokens": 8,
+    "ppo.checkpoint_every": 1,
 }
 
 

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -46,3 +48,25 @@ def test_money_uses_cpu_or_gpu_price():
     rec = {"cpu_s": 7200, "gpu_s": 3600, "extra": {"gpu_name": "NVIDIA H100 80GB HBM3"}}
     assert money(rec, 0.05, {"H100": 3.0, "default": 2}) == pytest.approx(3.0)
     assert money(rec | {"extra": {"gpu_name": "Tesla T4"}}, 0.05, {"H100": 3.0, "default": 2}) == pytest.approx(2.0)
+
+
+def test_excluded_work_is_not_counted_and_prior_compute_is_added(model):
+    ids = torch.randint(0, 128, (2, 5))
+    with ComputeMeter("t") as meter:
+        meter.watch(model)
+        with torch.no_grad():
+            model(input_ids=ids)
+            with meter.excluded():  # a measurement, not the stage's compute
+                model(input_ids=ids)
+                time.sleep(0.2)
+        snap = meter.snapshot()
+    assert meter.record.forward_tokens == 10
+    assert meter.record.extra["excluded_measurement"]["wall_s"] >= 0.2
+    assert meter.record.wall_s < 0.2 and snap["forward_tokens"] == 10
+    with ComputeMeter("t") as resumed:  # a rerun after a kill folds in what the first attempt spent
+        resumed.add(snap)
+        resumed.watch(model)
+        with torch.no_grad():
+            model(input_ids=ids)
+    assert resumed.record.forward_tokens == 20 and resumed.record.flops == pytest.approx(2 * meter.record.flops)
+    assert resumed.record.wall_s >= snap["wall_s"] and resumed.record.extra["resumed_with_prior_compute"]

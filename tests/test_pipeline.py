@@ -9,7 +9,7 @@ import yaml
 
 from .conftest import dvc, make_repo
 
-ARMS = ("base", "sft_only", "pure_rl", "hybrid")
+ARMS = ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo")
 
 
 def load(repo, path):
@@ -55,7 +55,8 @@ def test_cost_and_headline(tiny_repo):
     assert cost["arms"]["sft_only"]["stages"] == ["sft"]
     assert sorted(cost["arms"]["hybrid"]["stages"]) == ["ppo@hybrid", "reward", "sft"]
     assert sorted(cost["arms"]["pure_rl"]["stages"]) == ["ppo@pure_rl", "reward"]
-    for arm in ("sft_only", "pure_rl", "hybrid"):
+    assert sorted(cost["arms"]["hybrid_grpo"]["stages"]) == ["grpo@hybrid_grpo", "sft"]  # rule rewards: no RM
+    for arm in ("sft_only", "pure_rl", "hybrid", "hybrid_grpo"):
         a = cost["arms"][arm]
         assert a["flops"] > 0 and a["cpu_hours"] > 0 and a["trained_tokens"] > 0 and a["usd"] > 0, arm
     assert cost["arms"]["pure_rl"]["generated_tokens"] > 0  # PPO rollouts
@@ -63,6 +64,32 @@ def test_cost_and_headline(tiny_repo):
     assert {"harmful_rate_reduction_vs_pure_rl", "compute_saving_vs_pure_rl", "paper"} <= set(head)
     expected = 1 - cost["arms"]["hybrid"]["flops"] / cost["arms"]["pure_rl"]["flops"]
     assert head["compute_saving_vs_pure_rl"] == pytest.approx(expected)
+    ms = head["matched_safety"]
+    assert set(ms["arms"]) == {"pure_rl", "hybrid", "hybrid_grpo"} and set(ms["vs_pure_rl"]) == {"hybrid", "hybrid_grpo"}
+    for arm, res in ms["vs_pure_rl"].items():
+        reached = ms["arms"][arm]["reached_target"] and ms["arms"]["pure_rl"]["reached_target"]
+        assert (res["compute_saving_to_target"] is not None) == reached, arm
+        assert reached or "never reached the target" in res["note"]
+        assert len(res["equal_rl_budget"]["difference_ci95"]) == 2
+
+
+def test_safety_curves(tiny_repo):
+    """Every RL arm has a curve: start point plus one per checkpoint segment, on the same prompts, compute rising;
+    the hybrid's curve starts after its SFT compute, and scoring the curve is not counted as training."""
+    curves = {a: load(tiny_repo, f"metrics/curves/{a}.json") for a in ("pure_rl", "hybrid", "hybrid_grpo")}
+    for arm, c in curves.items():
+        updates = [p["update"] for p in c["points"]]
+        assert updates[0] == 0 and updates == sorted(set(updates)) and len(updates) >= 3, (arm, updates)
+        xs = [p["cumulative_flops"] for p in c["points"]]
+        assert xs == sorted(xs) and xs[-1] > xs[0], arm
+        assert all(len(p["flags"]) == p["n"] == len(c["items"]) > 0 for p in c["points"])
+        assert c["items"] == curves["pure_rl"]["items"]
+    assert curves["hybrid"]["prior"]["stages"] == ["reward", "sft"] and curves["pure_rl"]["prior"]["stages"] == ["reward"]
+    assert curves["hybrid"]["points"][0]["cumulative_flops"] > curves["pure_rl"]["points"][0]["cumulative_flops"]
+    ppo = load(tiny_repo, "metrics/compute/ppo_hybrid.json")
+    assert ppo["extra"]["excluded_measurement"]["wall_s"] > 0
+    assert ppo["flops"] == pytest.approx(curves["hybrid"]["points"][-1]["rl_flops"], rel=0.01)
+    assert (tiny_repo / "metrics/plots/curve_hybrid.csv").read_text().startswith("arm,update,cumulative_tflops")
 
 
 def test_mlflow_parent_with_nested_stage_runs(tiny_repo):

@@ -9,10 +9,12 @@ makes (generation steps, reference, value and reward passes, PPO epochs) is coun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,9 @@ class ComputeMeter:
         self.record = ComputeRecord(stage=stage, device="cuda" if torch.cuda.is_available() else "cpu")
         self._handles: list[Any] = []
         self._watched: set[int] = set()
+        self._prior: dict[str, float] = {}
+        self._paused = False
+        self._excluded = {"wall_s": 0.0, "cpu_s": 0.0}
 
     def watch(self, model: torch.nn.Module, generating: bool = False) -> None:
         """Count tokens through `model` (its transformer backbone, so wrappers that call the backbone directly,
@@ -110,6 +115,8 @@ class ComputeMeter:
         shape = ModelShape.of(model)
 
         def hook(module, args, kwargs):
+            if self._paused:
+                return
             ids = kwargs.get("input_ids", args[0] if args else None)
             if ids is None:
                 ids = kwargs.get("inputs_embeds")
@@ -130,6 +137,39 @@ class ComputeMeter:
 
         self._handles.append(backbone.register_forward_pre_hook(hook, with_kwargs=True))
 
+    @contextlib.contextmanager
+    def excluded(self) -> Iterator[None]:
+        """Work in this block is not the stage's compute (e.g. scoring PPO checkpoints for the safety curve): its
+        forwards are not counted and its wall and CPU time are taken out of the totals (kept in `extra`)."""
+        self._paused, t0, c0 = True, time.perf_counter(), _cpu_seconds()
+        try:
+            yield
+        finally:
+            self._paused = False
+            self._excluded["wall_s"] += time.perf_counter() - t0
+            self._excluded["cpu_s"] += _cpu_seconds() - c0
+
+    def snapshot(self) -> dict[str, float]:
+        """Counts so far, including time up to now (for a checkpoint)."""
+        r = self.record
+        return {
+            "wall_s": time.perf_counter() - self._t0 - self._excluded["wall_s"] + self._prior.get("wall_s", 0.0),
+            "cpu_s": _cpu_seconds() - self._c0 - self._excluded["cpu_s"] + self._prior.get("cpu_s", 0.0),
+            "gpu_s": self._prior.get("gpu_s", 0.0) + (time.perf_counter() - self._t0 if torch.cuda.is_available() else 0.0),
+            "trained_tokens": r.trained_tokens, "forward_tokens": r.forward_tokens,
+            "generated_tokens": r.generated_tokens, "flops": r.flops,
+        }  # fmt: skip
+
+    def add(self, prior: dict[str, float]) -> None:
+        """Fold in what an interrupted earlier attempt spent (from its checkpoint's snapshot)."""
+        self._prior = {k: float(v) for k, v in prior.items()}
+        r = self.record
+        r.trained_tokens += int(prior.get("trained_tokens", 0))
+        r.forward_tokens += int(prior.get("forward_tokens", 0))
+        r.generated_tokens += int(prior.get("generated_tokens", 0))
+        r.flops += float(prior.get("flops", 0.0))
+        r.extra["resumed_with_prior_compute"] = True
+
     def __enter__(self) -> ComputeMeter:
         self._t0, self._c0 = time.perf_counter(), _cpu_seconds()
         if torch.cuda.is_available():
@@ -140,11 +180,13 @@ class ComputeMeter:
         for h in self._handles:
             h.remove()
         r = self.record
-        r.wall_s = time.perf_counter() - self._t0
-        r.cpu_s = _cpu_seconds() - self._c0
+        r.wall_s = time.perf_counter() - self._t0 - self._excluded["wall_s"] + self._prior.get("wall_s", 0.0)
+        r.cpu_s = _cpu_seconds() - self._c0 - self._excluded["cpu_s"] + self._prior.get("cpu_s", 0.0)
+        if self._excluded["wall_s"]:
+            r.extra["excluded_measurement"] = dict(self._excluded)
         r.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
         if torch.cuda.is_available():
-            r.gpu_s = r.wall_s * max(1, int(os.environ.get("WORLD_SIZE", "1")))
+            r.gpu_s = (time.perf_counter() - self._t0) * max(1, int(os.environ.get("WORLD_SIZE", "1"))) + self._prior.get("gpu_s", 0.0)
             r.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
             r.extra["gpu_name"] = torch.cuda.get_device_name(0)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,9 +69,15 @@ def pipeline_key() -> str:
 
 
 def experiment_id(name: str) -> str:
+    """The experiment's id, created on first use. With SAFEALIGN_MLFLOW_ARTIFACTS (e.g. s3://bucket/mlflow) its
+    artifacts go there through boto3 (MLFLOW_S3_ENDPOINT_URL for a non-AWS endpoint); otherwise next to the
+    tracking store. A tracking server started with --artifacts-destination decides for itself."""
     mlflow = _mlflow()
     exp = mlflow.get_experiment_by_name(name)
-    return exp.experiment_id if exp else mlflow.create_experiment(name)
+    if exp:
+        return exp.experiment_id
+    root = os.environ.get("SAFEALIGN_MLFLOW_ARTIFACTS")
+    return mlflow.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
 
 
 def start_parent(experiment: str, name: str, tags: dict[str, str] | None = None) -> str:
@@ -106,6 +113,31 @@ def resolve_parent(experiment: str) -> tuple[str, bool]:
     return start_parent(experiment, f"dvc-repro-{key[:8]}", {KEY_TAG: key, "launched_by": "dvc repro"}), True
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale_runs(experiment: str, stage: str, arm: str | None) -> list[str]:
+    """Mark FAILED the RUNNING runs of this stage and arm whose process on this host is gone (killed, crashed,
+    machine rebooted), so an interrupted attempt does not look like it is still going."""
+    mlflow = _mlflow()
+    flt = f"tags.stage = '{stage}' and attributes.status = 'RUNNING'" + (f" and tags.arm = '{arm}'" if arm else "")
+    client, host, failed = mlflow.MlflowClient(), socket.gethostname(), []
+    for run in mlflow.search_runs(experiment_ids=[experiment_id(experiment)], filter_string=flt, output_format="list"):
+        tags = run.data.tags
+        if tags.get("host") == host and tags.get("pid", "").isdigit() and not _alive(int(tags["pid"])):
+            client.set_tag(run.info.run_id, "failure", "interrupted: its process is gone; a later attempt resumed")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            failed.append(run.info.run_id)
+    return failed
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, experiment: str, params: dict[str, Any], arm: str | None = None,
               final: bool = False) -> Iterator[Any]:  # fmt: skip
@@ -119,7 +151,9 @@ def stage_run(stage: str, experiment: str, params: dict[str, Any], arm: str | No
     mlflow = _mlflow()
     parent_id, keyed = resolve_parent(experiment)
     name = f"{stage}@{arm}" if arm else stage
-    tags = pipeline_tags() | {"stage": stage, **({"arm": arm} if arm else {})}
+    fail_stale_runs(experiment, stage, arm)
+    tags = pipeline_tags() | {"stage": stage, "pid": str(os.getpid()), "host": socket.gethostname(),
+                              **({"arm": arm} if arm else {})}  # fmt: skip
     mlflow.set_experiment(experiment_id=experiment_id(experiment))
     with mlflow.start_run(run_name=name, parent_run_id=parent_id, tags=tags) as run:
         flat = {k: (str(v)[:6000] if v is not None else "null") for k, v in flatten(params).items()}

@@ -9,7 +9,9 @@ with 95% intervals from a paired bootstrap over the evaluation prompts (both arm
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,72 @@ def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, An
     return out
 
 
+def _first_reach(flags: np.ndarray, xs: np.ndarray, target: float) -> float:
+    """Cumulative compute of the first curve point whose harmful rate is at or below target (inf: never)."""
+    hit = np.nonzero(flags.mean(axis=1) <= target + 1e-12)[0]
+    return float(xs[hit[0]]) if hit.size else math.inf
+
+
+def matched_safety(params: Params, samples: int) -> dict[str, Any]:
+    """From the RL stages' safety curves (metrics/curves/<arm>.json): the compute each arm needs to reach the
+    target harmful rate, the saving against pure_rl, and the harmful rates at equal RL budget, each with a 95%
+    bootstrap interval over the curve prompts (every arm answers the same prompts at every point)."""
+    target = params.cost.target_harmful_rate
+    curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path("metrics/curves").glob("*.json"))}
+    curves = {a: c for a, c in curves.items() if c["points"] and c["points"][0]["harmful_rate"] is not None}
+    if "pure_rl" not in curves:
+        return {"note": "no safety curve for pure_rl (curve.items_per_language is 0, or the arm is not configured)"}
+    flags = {a: np.array([p["flags"] for p in c["points"]], dtype=float) for a, c in curves.items()}
+    xs = {a: np.array([p["cumulative_flops"] for p in c["points"]]) for a, c in curves.items()}
+    rl = {a: np.array([p["rl_flops"] for p in c["points"]]) for a, c in curves.items()}
+    out: dict[str, Any] = {"target_harmful_rate": target, "n_prompts": int(flags["pure_rl"].shape[1]), "arms": {}, "vs_pure_rl": {}}
+    for a, c in curves.items():
+        reach = _first_reach(flags[a], xs[a], target)
+        rates = flags[a].mean(axis=1)
+        out["arms"][a] = {
+            "trainer": c["trainer"], "start_cumulative_flops": float(xs[a][0]), "start_harmful_rate": float(rates[0]),
+            "end_harmful_rate": float(rates[-1]), "lowest_harmful_rate": float(rates.min()), "rl_flops": float(rl[a][-1]),
+            "reached_target": math.isfinite(reach), "cumulative_flops_to_target": reach if math.isfinite(reach) else None,
+        }  # fmt: skip
+    rng = np.random.default_rng(params.seed)
+    n = out["n_prompts"]
+    for a in curves:
+        if a == "pure_rl":
+            continue
+        if [tuple(i) for i in curves[a]["items"]] != [tuple(i) for i in curves["pure_rl"]["items"]]:
+            out["vs_pure_rl"][a] = {"note": "curves scored on different prompts: not comparable"}
+            continue
+        ca, cp = _first_reach(flags[a], xs[a], target), _first_reach(flags["pure_rl"], xs["pure_rl"], target)
+        boots, both = [], 0
+        for _ in range(samples):
+            i = rng.integers(0, n, n)
+            ba, bp = _first_reach(flags[a][:, i], xs[a], target), _first_reach(flags["pure_rl"][:, i], xs["pure_rl"], target)
+            if math.isfinite(ba) and math.isfinite(bp):
+                both += 1
+                boots.append(1 - ba / bp)
+        # equal RL budget: the last point both arms have, by RL updates
+        k = min(len(flags[a]), len(flags["pure_rl"])) - 1
+        ha, hp = flags[a][k], flags["pure_rl"][k]
+        diff = [hp[i].mean() - ha[i].mean() for i in (rng.integers(0, n, n) for _ in range(samples))]
+        res = {
+            "compute_saving_to_target": 1 - ca / cp if math.isfinite(ca) and math.isfinite(cp) else None,
+            "compute_saving_to_target_ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if boots else [None, None],
+            "share_of_resamples_where_both_reach": both / samples,
+            "equal_rl_budget": {"update": int(curves[a]["points"][k]["update"]), "harmful_rate": float(ha.mean()),
+                                "harmful_rate_pure_rl": float(hp.mean()), "difference_pure_minus_arm": float(hp.mean() - ha.mean()),
+                                "difference_ci95": [float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))],
+                                "reduction_vs_pure_rl": float((hp.mean() - ha.mean()) / hp.mean()) if hp.mean() > 0 else None},  # fmt: skip
+        }
+        res["equal_rl_budget"]["ci_excludes_zero"] = bool(res["equal_rl_budget"]["difference_ci95"][0] > 0 or res["equal_rl_budget"]["difference_ci95"][1] < 0)
+        missing = [x for x, f in ((a, ca), ("pure_rl", cp)) if not math.isfinite(f)]
+        if missing:
+            lowest = ", ".join(f"{x} {out['arms'][x]['lowest_harmful_rate']:.3f}" for x in missing)
+            res["note"] = (f"{' and '.join(missing)} never reached the target harmful rate {target} within the RL budget "
+                           f"(lowest: {lowest}): no compute saving at matched safety can be stated")  # fmt: skip
+        out["vs_pure_rl"][a] = res
+    return out
+
+
 def _harmful_flags(arm: str) -> pd.DataFrame:
     df = pd.read_json(f"eval/{arm}/responses.jsonl", lines=True)
     df = df[df["kind"] == "harmful"]
@@ -105,11 +173,15 @@ def _harmful_flags(arm: str) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     params, _ = setup("cost", argv)
-    with stage_run("cost", params.mlflow.experiment, {"cost": params.to_dict()["cost"]}, final=True):
+    with stage_run("cost", params.mlflow.experiment, {"cost": params.to_dict()["cost"]}):
         import mlflow
 
         cost = account(params)
         head = headline(params, cost, params.evaluate.bootstrap_samples)
+        head["matched_safety"] = matched_safety(params, params.evaluate.bootstrap_samples)
+        hyb = head["matched_safety"].get("vs_pure_rl", {}).get("hybrid", {})
+        head["compute_saving_at_matched_safety_vs_pure_rl"] = hyb.get("compute_saving_to_target")
+        head["compute_saving_at_matched_safety_ci95"] = hyb.get("compute_saving_to_target_ci95")
         write_json("metrics/cost.json", cost)
         write_json("metrics/headline.json", head)
         for arm, t in cost["arms"].items():

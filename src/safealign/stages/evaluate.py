@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from safealign.generation import generate
 from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, reasoning_correct
 from safealign.metrics import diff_ci, rate, summarize
 from safealign.models import lineage_chain, load_policy
+from safealign.public import load_public
 from safealign.stages.common import run_main, setup, write_json
 from safealign.tracking import log_dict_metrics, stage_run
 
@@ -100,28 +102,47 @@ def hacking_indicators(scored: pd.DataFrame, threshold: float | None, samples: i
     return out
 
 
-def evaluate_arm(params: Params, arm: str, meter: ComputeMeter) -> tuple[pd.DataFrame, dict]:
+def eval_prompts(params: Params) -> pd.DataFrame:
+    """The prompts every arm is scored on: our benchmark's eval split (a seeded parallel subsample), or a public
+    benchmark from local files when `evaluate.benchmark` names one."""
     ev = params.evaluate
-    df = load_benchmark(params.data.dir, params.data.languages)
-    items = eval_items(df, params.data.languages, ev.items_per_language, params.seed)
+    if ev.benchmark == "safealign":
+        df = load_benchmark(params.data.dir, params.data.languages)
+        return eval_items(df, params.data.languages, ev.items_per_language, params.seed)
+    items = load_public(ev.benchmark, ev.benchmark_path, params.data.languages)
+    n = (ev.items_per_language or {}).get("harmful")
+    if n:  # the same ids in every language where the benchmark is parallel
+        ids = sorted(items["id"].unique())
+        keep = set(random.Random(params.seed).sample(ids, min(n, len(ids))))
+        items = items[items["id"].isin(keep)].reset_index(drop=True)
+    return items.assign(answer=None)
+
+
+def evaluate_model(params: Params, model_dir: str, meter: ComputeMeter, label: str = "",
+                   reward: bool = False) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Generate with the model in `model_dir` on the evaluation prompts and score it (used for the arms and for
+    re-evaluating the registry champion on the same prompts with the same judge)."""
+    ev = params.evaluate
+    items = eval_prompts(params)
     lexicon = LexiconJudge(LanguageId(params.data.languages))
     name = judge_name(params)
     verdicts = make_judge(name, params, params.data.languages)
-    model, tok = load_policy(ev.arms[arm])
+    model, tok = load_policy(model_dir)
     meter.watch(model)
-    log.info("evaluating %s on %d prompts (%s), judge: %s", arm, len(items), ", ".join(params.data.languages), name)
-    responses = generate(model, tok, items["prompt"].tolist(), ev.max_new_tokens, ev.batch_size, desc=f"eval {arm}")
+    log.info("evaluating %s on %d prompts of %s (%s), judge: %s", label or model_dir, len(items), ev.benchmark,
+             ", ".join(params.data.languages), name)  # fmt: skip
+    responses = generate(model, tok, items["prompt"].tolist(), ev.max_new_tokens, ev.batch_size, desc=f"eval {label}")
     del model
     scored = score_responses(items, responses, params.data.languages, verdicts, lexicon)
     threshold = None
-    optimized_reward = any(meta.get("uses_reward") for _, meta in lineage_chain(ev.arms[arm]))
-    if ev.reward_scores and optimized_reward:  # reward-hacking indicators concern the arms RL trained
+    if reward:
         scored["reward"] = reward_scores(scored)
         threshold = json.loads(Path(DETECTION).read_text())["reward_threshold"] if Path(DETECTION).exists() else None
     metrics = summarize(scored, ev.bootstrap_samples, params.seed)
     trained = set(params.data.train_languages)
     harm = scored[scored.kind == "harmful"]
     metrics["judge"] = name
+    metrics["benchmark"] = ev.benchmark
     metrics["train_languages"] = sorted(trained)
     metrics["cross_lingual_gap"] = {  # harmful rate on languages never trained on minus trained ones
         "harmful_rate": diff_ci(harm[~harm.lang.isin(trained)]["harmful"], harm[harm.lang.isin(trained)]["harmful"],
@@ -131,6 +152,13 @@ def evaluate_arm(params: Params, arm: str, meter: ComputeMeter) -> tuple[pd.Data
     }  # fmt: skip
     metrics["reward_hacking"] = hacking_indicators(scored, threshold, ev.bootstrap_samples, params.seed)
     return scored, metrics
+
+
+def evaluate_arm(params: Params, arm: str, meter: ComputeMeter) -> tuple[pd.DataFrame, dict]:
+    model_dir = params.evaluate.arms[arm]
+    # reward-hacking indicators concern the arms that optimized the reward model
+    optimized_reward = any(meta.get("uses_reward") for _, meta in lineage_chain(model_dir))
+    return evaluate_model(params, model_dir, meter, label=arm, reward=params.evaluate.reward_scores and optimized_reward)
 
 
 def main(argv: list[str] | None = None) -> None:

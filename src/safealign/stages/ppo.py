@@ -5,17 +5,32 @@ With `ppo.lora` the policy is a fresh LoRA adapter on the merged starting model,
 the KL reference (TRL: `ref_model=None` with a `peft_config`). The value model starts from the reward model, as
 in TRL's PPO example.
 
+PPOTrainer.train() cannot resume (trl#2657), so this stage runs PPO in segments of `ppo.checkpoint_every`
+updates with one optimizer and one learning-rate schedule over the whole run, and after each segment saves the
+policy adapter, the value model, optimizer, scheduler and RNG state to checkpoints/ppo/<arm>. A rerun after a
+crash or a kill restores the last segment and trains only what is left; a checkpoint made with other settings is
+ignored (its fingerprint differs).
+
 This is the only module that imports PPO: it lives in `trl.experimental.ppo` up to trl 1.12 (removed in 1.13,
 trl PRs #4482 and #7020), hence the `trl==1.12.*` pin.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import logging
+import math
+import shutil
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
+from safealign.curve import SafetyCurve
 from safealign.data import load_benchmark, rl_prompts, train_split
 from safealign.models import load_policy, write_lineage
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup
@@ -50,51 +65,130 @@ def trainer_config(params: Params, output_dir: str):
     return args
 
 
+def fingerprint(params: Params, arm: str) -> str:
+    """What a checkpoint must match to be resumed: the PPO settings, the arm's start and the data it reads."""
+    blob = json.dumps({"ppo": params.to_dict()["ppo"], "curve": params.to_dict()["curve"], "arm": arm, "seed": params.seed,
+                       "languages": params.data.train_languages}, sort_keys=True, default=str)  # fmt: skip
+    for d in (params.ppo.arms[arm], REWARD):
+        blob += (Path(d) / "safealign.json").read_text() if (Path(d) / "safealign.json").exists() else d
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(ckpt: Path, done: int, policy, value_model, optimizer, scheduler, extra: dict) -> None:
+    """Everything needed to continue after update `done`, written to a temporary folder then swapped in."""
+    from safetensors.torch import save_file
+
+    tmp = ckpt.with_name(ckpt.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    policy.save_pretrained(tmp / "policy")
+    save_file({k: v.contiguous() for k, v in value_model.state_dict().items()}, tmp / "value.safetensors")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(), "np_rng": np.random.get_state()}, tmp / "trainer_state.pt")  # fmt: skip
+    (tmp / "state.json").write_text(json.dumps({"done": done, **extra}, indent=2, default=str))
+    shutil.rmtree(ckpt, ignore_errors=True)
+    tmp.rename(ckpt)
+
+
+def load_checkpoint(ckpt: Path, fp: str, policy, value_model, optimizer, scheduler) -> dict | None:
+    """Restore a matching checkpoint into the live objects; None when there is none to resume."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state_file = ckpt / "state.json"
+    if not state_file.exists():
+        return None
+    state = json.loads(state_file.read_text())
+    if state.get("fingerprint") != fp:
+        log.info("ignoring %s: made with other settings", ckpt)
+        return None
+    adapter = load_file(ckpt / "policy" / "adapter_model.safetensors")
+    set_peft_model_state_dict(policy, adapter)
+    value_model.load_state_dict(load_file(ckpt / "value.safetensors"))
+    # our own file, written above: optimizer/scheduler state holds only tensors and numbers
+    trainer_state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(trainer_state["optimizer"])
+    scheduler.load_state_dict(trainer_state["scheduler"])
+    torch.set_rng_state(trainer_state["rng"])
+    np.random.set_state(trainer_state["np_rng"])
+    return state
+
+
 def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
-    from peft import LoraConfig
+    import transformers
+    from peft import LoraConfig, get_peft_model
     from trl.experimental.ppo import PPOTrainer
 
     init = params.ppo.arms[arm]
+    if not params.ppo.lora:
+        raise ConfigError("params.yaml: ppo.lora is null; resumable PPO trains a LoRA policy (set ppo.lora)")
     # 1. prompts: harmful and benign training prompts in the training languages
     df = load_benchmark(params.data.dir, params.data.languages)
     rows = rl_prompts(train_split(df, params.data.train_languages))
-    # 2. models: policy (merged starting point), reward, value (initialized from the reward model)
-    policy, tok = load_policy(init)
+    # 2. models: policy = fresh LoRA adapter on the merged starting point (the adapter-disabled model is the KL
+    #    reference), reward model, value model initialized from the reward model
+    base, tok = load_policy(init)
+    policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **params.ppo.lora))
     reward_model, _ = load_reward_model(REWARD)
     value_model, _ = load_reward_model(REWARD)
     dataset = prompt_dataset(rows, tok, params.ppo.max_prompt_tokens)
-    log.info("PPO %s from %s on %d prompts", arm, init, len(rows))
-    # 3. train
+    for m in (policy, value_model, reward_model):
+        meter.watch(m)
+    # 3. one optimizer (TRL's default: AdamW over policy and value parameters) and one schedule for the whole run
     args = trainer_config(params, ckpt_dir)
-    peft_config = LoraConfig(task_type="CAUSAL_LM", **params.ppo.lora) if params.ppo.lora else None
-    trainer = PPOTrainer(
-        args=args, processing_class=tok, model=policy, ref_model=None if peft_config else _copy(policy),
-        reward_model=reward_model, value_model=value_model, train_dataset=dataset, eval_dataset=dataset,
-        peft_config=peft_config,
-    )  # fmt: skip
-    for m in (trainer.model.policy, value_model, reward_model, trainer.ref_model):
-        if m is not None:
-            meter.watch(m)
-    trainer.train()
-    # 4. save the policy: an adapter on top of `init`, or a full model
-    trainer.save_model(str(out))
+    per_update = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    total = math.ceil(args.total_episodes / per_update)
+    trainable = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  eps=args.adam_epsilon, weight_decay=args.weight_decay)  # fmt: skip
+    scheduler = transformers.get_scheduler(args.lr_scheduler_type, optimizer,
+                                           num_warmup_steps=args.get_warmup_steps(total), num_training_steps=total)  # fmt: skip
+    ckpt, fp = Path(ckpt_dir), fingerprint(params, arm)
+    state = load_checkpoint(ckpt, fp, policy, value_model, optimizer, scheduler) or {"done": 0, "history": [], "compute": {}}
+    done, history = state["done"], state["history"]
+    curve = SafetyCurve(params, init, REWARD, state.get("curve"))
+    if done:
+        log.info("resuming PPO %s at update %d/%d from %s", arm, done, total, ckpt)
+        meter.add(state["compute"])  # compute spent before the interruption is still this arm's compute
+    else:
+        curve.measure(policy, tok, 0, meter)  # the starting point (the fresh adapter is a no-op)
+    log.info("PPO %s from %s on %d prompts: %d updates of %d episodes", arm, init, len(rows), total, per_update)
+    # 4. train segment by segment, checkpointing after each
+    every = params.ppo.checkpoint_every or total
+    while done < total:
+        n = min(every, total - done)
+        seg_args = copy.copy(args)
+        seg_args.total_episodes, seg_args.seed = n * per_update, params.seed + done  # new prompts per segment
+        trainer = PPOTrainer(
+            args=seg_args, processing_class=tok, model=policy, ref_model=None, reward_model=reward_model,
+            value_model=value_model, train_dataset=dataset, eval_dataset=dataset, optimizers=(optimizer, scheduler),
+        )  # fmt: skip
+        trainer.train()
+        done += n
+        history += [h | {"update": done - n + i + 1} for i, h in enumerate(x for x in trainer.state.log_history if "objective/scores" in x)]
+        point = curve.measure(policy, tok, done, meter)
+        if point:
+            log.info("PPO %s update %d: harmful rate %.3f on the curve slice at %.3g cumulative FLOPs", arm, done,
+                     point["harmful_rate"], point["cumulative_flops"])  # fmt: skip
+        save_checkpoint(ckpt, done, policy, value_model, optimizer, scheduler,
+                        {"fingerprint": fp, "total": total, "history": history, "compute": meter.snapshot(),
+                         "curve": curve.points})  # fmt: skip
+    # 5. save the policy: an adapter on top of `init`
+    policy.save_pretrained(out)
     tok.save_pretrained(out)
-    write_lineage(out, kind="adapter" if peft_config else "full", parent=init, stage=f"ppo@{arm}",
-                  uses_reward=REWARD, extra={"compute": f"metrics/compute/ppo_{arm}.json"})  # fmt: skip
-    history = [h for h in trainer.state.log_history if "objective/scores" in h]
+    write_lineage(out, kind="adapter", parent=init, stage=f"ppo@{arm}", uses_reward=REWARD,
+                  extra={"compute": f"metrics/compute/ppo_{arm}.json"})  # fmt: skip
+    curve.save(arm, "ppo")
+    shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: the model is the output now
     return {
-        "episodes": trainer.state.episode,
-        "updates": trainer.state.global_step,
+        "episodes": total * per_update,
+        "updates": total,
+        "resumed_at_update": state["done"] or None,
         "first_score": history[0]["objective/scores"] if history else None,
         "last_score": history[-1]["objective/scores"] if history else None,
         "last_kl": history[-1]["objective/kl"] if history else None,
+        "history": [{k: h.get(k) for k in ("update", "objective/scores", "objective/kl", "objective/entropy")} for h in history],
     }
-
-
-def _copy(model):
-    import copy
-
-    return copy.deepcopy(model).eval()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
         meter.record.save(f"metrics/compute/ppo_{cli.arm}.json")
         mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s,
                             "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
+        for point in json.loads(Path(f"metrics/curves/{cli.arm}.json").read_text())["points"]:
+            if point["harmful_rate"] is not None:
+                mlflow.log_metrics({"curve/harmful_rate": point["harmful_rate"],
+                                    "curve/cumulative_tflops": point["cumulative_flops"] / 1e12}, step=point["update"])  # fmt: skip
         if params.mlflow.log_models:
             mlflow.log_artifacts(out_dir(cli.arm), artifact_path="model")
         log.info("PPO %s: reward %s -> %s in %d updates, %.1fs", cli.arm, summary["first_score"],

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 def check_trainer_params(params) -> None:
     """Build every TRL config from params now, so a misspelled trainer field fails here, before any compute,
     instead of minutes into a later stage."""
-    from safealign.stages import ppo, reward, sft
+    from safealign.stages import grpo, ppo, reward, sft
 
-    for stage in (sft, reward, ppo):
+    for stage in (sft, reward, ppo, grpo):
         stage.trainer_config(params, "checkpoints/validate")
 
 

@@ -1,0 +1,104 @@
+"""Training throughput of our SFT and PPO stages against bare TRL scripts with the same settings (target >= 0.97).
+
+Ours: the stage functions as the pipeline runs them (compute-meter hooks, MLflow reporting, and for PPO the
+resumable segments with checkpoints; the safety-curve scoring is reported separately, as it is measurement).
+Bare: SFTTrainer / PPOTrainer built from the same params, no hooks, no reporting, one train() call.
+Same model (models/base, reward model models/reward from a previous run), data, seed and batch composition, so
+steps per second compare like tokens per second. Usage: python bench/train_throughput.py [sft_steps] [ppo_episodes]
+"""
+
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from safealign.compute import ComputeMeter  # noqa: E402
+from safealign.config import load_params  # noqa: E402
+from safealign.data import load_benchmark, rl_prompts, sft_rows, train_split  # noqa: E402
+from safealign.models import load_policy  # noqa: E402
+
+
+def bare_sft(p, tmp: str) -> float:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    from safealign.stages.sft import trainer_config
+
+    df = load_benchmark(p.data.dir, p.data.languages)
+    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in sft_rows(train_split(df, p.data.train_languages))]
+    model, tok = load_policy("models/base")
+    args = trainer_config(p, tmp)
+    args.report_to = []
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+                         peft_config=LoraConfig(task_type="CAUSAL_LM", **p.sft.lora))  # fmt: skip
+    t = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t
+
+
+def ours_sft(p, tmp: str) -> float:
+    from safealign.stages.sft import train_sft
+
+    with ComputeMeter("sft") as meter:
+        t = time.perf_counter()
+        train_sft(p, "models/base", Path(tmp) / "out", tmp, meter)
+        return time.perf_counter() - t
+
+
+def bare_ppo(p, tmp: str) -> float:
+    from peft import LoraConfig, get_peft_model
+    from trl.experimental.ppo import PPOTrainer
+
+    from safealign.stages.ppo import prompt_dataset, trainer_config
+    from safealign.stages.reward import load_reward_model
+
+    df = load_benchmark(p.data.dir, p.data.languages)
+    rows = rl_prompts(train_split(df, p.data.train_languages))
+    base, tok = load_policy("models/sft")
+    policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **p.ppo.lora))
+    reward_model, _ = load_reward_model("models/reward")
+    value_model, _ = load_reward_model("models/reward")
+    dataset = prompt_dataset(rows, tok, p.ppo.max_prompt_tokens)
+    args = trainer_config(p, tmp)
+    args.report_to = []
+    trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=reward_model,
+                         value_model=value_model, train_dataset=dataset, eval_dataset=dataset)  # fmt: skip
+    t = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t
+
+
+def ours_ppo(p, tmp: str) -> tuple[float, float]:
+    from safealign.curve import SafetyCurve
+    from safealign.stages.ppo import train_ppo
+
+    SafetyCurve.save = lambda *a, **k: None  # keep the pipeline's metrics/curves untouched
+    with ComputeMeter("ppo") as meter:
+        t = time.perf_counter()
+        train_ppo(p, "hybrid", Path(tmp) / "out", str(Path(tmp) / "ckpt"), meter)
+        wall = time.perf_counter() - t
+    return wall, meter.record.extra.get("excluded_measurement", {}).get("wall_s", 0.0)
+
+
+if __name__ == "__main__":
+    sft_steps = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    episodes = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+    p = load_params(overrides={"sft.args.max_steps": sft_steps, "ppo.args.total_episodes": episodes})
+    import os
+
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        bare = bare_sft(p, a)
+        ours = ours_sft(p, b)
+    print(f"SFT, {sft_steps} steps x batch {p.sft.args.get('per_device_train_batch_size')}: bare TRL {bare:.1f}s "
+          f"({sft_steps / bare:.3f} steps/s), ours {ours:.1f}s ({sft_steps / ours:.3f} steps/s), ratio {bare / ours:.3f}")
+    updates = math.ceil(episodes / p.ppo.args["per_device_train_batch_size"])
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        bare = bare_ppo(p, a)
+        ours, curve = ours_ppo(p, b)
+    print(f"PPO, {updates} updates (hybrid start): bare TRL {bare:.1f}s, ours {ours:.1f}s of which safety-curve "
+          f"scoring {curve:.1f}s; ratio without the curve {bare / (ours - curve):.3f}, with it {bare / ours:.3f}")

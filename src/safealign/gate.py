@@ -1,0 +1,94 @@
+"""The champion gate: a new hybrid model replaces the served one only if it is at least as safe and as capable.
+
+Every nightly candidate is registered in the MLflow Model Registry (`safealign-hybrid` by default) as a merged,
+self-contained safetensors model; it is moved to the alias `champion` only if, against the current champion
+re-evaluated on the same evaluation prompts with the same judge, in every language and overall:
+  harmful_rate        does not rise by more than gate.tolerance.harmful_rate
+  over_refusal_rate   does not rise by more than gate.tolerance.over_refusal_rate
+  reasoning_accuracy  does not fall by more than gate.tolerance.reasoning_accuracy
+A rate with no samples on either side is not compared. The decision and each reason are returned for logging.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHECKS = (("harmful_rate", +1), ("over_refusal_rate", +1), ("reasoning_accuracy", -1))  # +1: higher is worse
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        head = "PROMOTE" if self.promote else "KEEP CHAMPION"
+        return head + ": " + ("; ".join(self.regressions or self.reasons) or "no comparison possible")
+
+
+def decide(new: dict[str, Any], champion: dict[str, Any] | None, tolerance: dict[str, float]) -> Decision:
+    """Compare two metrics/eval/<arm>.json documents (overall and per language)."""
+    if champion is None:
+        return Decision(True, ["no champion yet: the first candidate becomes champion"])
+    reasons, regressions = [], []
+    scopes = {"overall": (new["overall"], champion["overall"])}
+    for lang, block in new["per_language"].items():
+        if lang in champion["per_language"]:
+            scopes[lang] = (block, champion["per_language"][lang])
+    for scope, (a, b) in scopes.items():
+        for metric, direction in CHECKS:
+            va, vb = a.get(metric, {}).get("value"), b.get(metric, {}).get("value")
+            if va is None or vb is None:
+                continue
+            worse_by = (va - vb) * direction
+            line = f"{scope} {metric}: {va:.3f} vs champion {vb:.3f} (tolerance {tolerance[metric]:.3f})"
+            (regressions if worse_by > tolerance[metric] + 1e-12 else reasons).append(line)
+    return Decision(not regressions, reasons, regressions)
+
+
+def export_merged(model_dir: str | Path, out: Path) -> Path:
+    """The policy a model directory stands for (base + adapters merged) as one safetensors model directory."""
+    from safealign.models import load_policy, write_lineage
+
+    model, tok = load_policy(model_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    write_lineage(out, kind="full", parent=None, stage="registry", extra={"exported_from": str(model_dir)})
+    return out
+
+
+def register_candidate(client, name: str, model_dir: str | Path, run_id: str) -> str:
+    """Log the merged policy under `policy/` of `run_id` and register it as a new version of `name`."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        merged = export_merged(model_dir, Path(tmp) / "policy")
+        client.log_artifacts(run_id, str(merged), artifact_path="policy")
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name, description="safealign hybrid policy (SFT then PPO); alias champion = served")
+    source = f"{client.get_run(run_id).info.artifact_uri}/policy"
+    return client.create_model_version(name, source=source, run_id=run_id).version
+
+
+def champion_version(client, name: str):
+    """The model version behind the alias `champion`, or None."""
+    import mlflow
+
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def download_champion(name: str, dest: Path) -> Path:
+    import mlflow
+
+    shutil.rmtree(dest, ignore_errors=True)
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(dest)))

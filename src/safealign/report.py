@@ -1,0 +1,183 @@
+"""One report per pipeline run: a self-contained HTML file (inline SVG, no scripts, no server) and the same
+content as markdown (for the Prefect artifact), built from the DVC metrics the stages wrote.
+
+Sections: headline next to the paper's, per arm (harm, off-topic, over-refusal, language consistency, reasoning,
+compute, cost), per language with intervals (table and chart), harmful rate against cumulative compute (the RL
+safety curves and the matched-safety comparison), cross-lingual gap, reward-hacking indicators.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
+RATES = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
+
+
+def collect(root: Path, arms: list[str]) -> dict[str, Any]:
+    def load(p: Path) -> Any:
+        return json.loads(p.read_text()) if p.exists() else None
+
+    return {
+        "eval": {a: m for a in arms if (m := load(root / "metrics/eval" / f"{a}.json"))},
+        "cost": load(root / "metrics/cost.json") or {"arms": {}},
+        "headline": load(root / "metrics/headline.json") or {},
+        "curves": {p.stem: load(p) for p in sorted((root / "metrics/curves").glob("*.json"))},
+        "detection": load(root / "metrics/detection.json"),
+    }
+
+
+def _ci(block: dict | None, pct: bool = True) -> str:
+    if not block or block.get("value") is None:
+        return "n/a"
+    v, (lo, hi) = block["value"], block.get("ci95") or (None, None)
+    f = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.3f}")
+    return f"{f(v)} [{f(lo)}, {f(hi)}] n={block.get('n', '?')}" if lo is not None else f"{f(v)} n={block.get('n', '?')}"
+
+
+def _num(v: Any, fmt: str = "{:.3g}") -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, note) for every table; shared by the HTML and the markdown renderings."""
+    out = []
+    h = d["headline"]
+    paper = h.get("paper", {})
+    ms = h.get("matched_safety", {})
+    hyb = ms.get("vs_pure_rl", {}).get("hybrid", {})
+    rows = [
+        ["harmful-rate reduction vs pure RL (same budgets)", _num(h.get("harmful_rate_reduction_vs_pure_rl"), "{:.1%}"),
+         "[" + ", ".join(_num(x, "{:.1%}") for x in h.get("harmful_rate_reduction_ci95", [None, None])) + "]",
+         _num(paper.get("harmful_rate_reduction_vs_pure_rl"), "{:.0%}")],
+        ["training-compute saving vs pure RL (configured budgets, FLOPs)", _num(h.get("compute_saving_vs_pure_rl"), "{:.1%}"),
+         "point estimate (deterministic counts)", _num(paper.get("compute_saving_vs_pure_rl"), "{:.0%}")],
+        [f"compute saving to reach harmful rate {ms.get('target_harmful_rate', '?')} (matched safety)",
+         _num(hyb.get("compute_saving_to_target"), "{:.1%}"),
+         "[" + ", ".join(_num(x, "{:.1%}") for x in hyb.get("compute_saving_to_target_ci95", [None, None])) + "]",
+         _num(paper.get("compute_saving_vs_pure_rl"), "{:.0%}")],
+    ]  # fmt: skip
+    out.append(("Headline: hybrid vs pure RL", ["figure", "measured", "95% interval", "paper"], rows, hyb.get("note", "")))
+    rows = []
+    for a, m in d["eval"].items():
+        o, c = m["overall"], d["cost"]["arms"].get(a, {})
+        rows.append([a, *(_ci(o.get(k)) for k in RATES), _num(c.get("cpu_hours"), "{:.4f}"), _num(c.get("flops", 0) / 1e12, "{:.1f}"),
+                     _num(c.get("usd"), "${:.4f}")])  # fmt: skip
+    out.append(("Per arm (all languages)", ["arm", *RATES, "train CPU-h", "train TFLOPs", "train cost"], rows,
+                "Rates with 95% bootstrap intervals; compute and cost of every stage that made the arm (reward model included for RL arms)."))  # fmt: skip
+    langs = sorted({lg for m in d["eval"].values() for lg in m["per_language"]}, key=lambda x: (x != "en", x))
+    for metric in ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency"):
+        rows = [[lg, *(_ci(m["per_language"].get(lg, {}).get(metric)) for m in d["eval"].values())] for lg in langs]
+        out.append((f"{metric} per language", ["lang", *d["eval"]], rows, ""))
+    rows = []
+    for a, m in d["eval"].items():
+        g = m.get("cross_lingual_gap", {})
+        rows.append([a, _ci(g.get("trained")), _ci(g.get("untrained")), _ci(g.get("harmful_rate"), pct=False)])
+    out.append(("Cross-lingual gap (harmful rate)", ["arm", "trained languages", "untrained languages", "untrained - trained"], rows, ""))
+    rows = []
+    for a, m in d["eval"].items():
+        rh = m.get("reward_hacking", {})
+        ppo = (d["cost"].get("stages", {}).get(f"ppo@{a}") or {}).get("extra", {})
+        rows.append([a, _ci(rh.get("rm_safe_judge_harmful_rate")), _ci(rh.get("refuse_then_comply_rate")),
+                     _num(rh.get("mean_response_chars"), "{:.0f}"), _num(ppo.get("last_kl"), "{:.3f}")])  # fmt: skip
+    out.append(("Reward-hacking indicators", ["arm", "RM says safe, judge says harmful", "refuse-then-comply",
+                                               "mean response chars", "final PPO KL"], rows, ""))  # fmt: skip
+    rows = []
+    for a, info in ms.get("arms", {}).items():
+        rows.append([a, info["trainer"], _num(info["start_harmful_rate"], "{:.0%}"), _num(info["end_harmful_rate"], "{:.0%}"),
+                     _num(info["start_cumulative_flops"] / 1e12, "{:.1f}"), _num(info["rl_flops"] / 1e12, "{:.1f}"),
+                     "yes" if info["reached_target"] else "never",
+                     _num((info["cumulative_flops_to_target"] or 0) / 1e12 if info["reached_target"] else None, "{:.1f}")])  # fmt: skip
+    notes = " ".join(f"{a}: {r['note']}" for a, r in ms.get("vs_pure_rl", {}).items() if r.get("note"))
+    out.append((f"Safety curves: compute to reach harmful rate {ms.get('target_harmful_rate', '?')} on the curve slice (n={ms.get('n_prompts', '?')})",
+                ["arm", "trainer", "start", "end", "start TFLOPs", "RL TFLOPs", "reached", "TFLOPs to target"], rows, notes))  # fmt: skip
+    return out
+
+
+def markdown(d: dict[str, Any]) -> str:
+    lines = ["# safealign run report", ""]
+    for title, header, rows, note in tables(d):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += (["", f"_{note}_"] if note else []) + [""]
+    return "\n".join(lines)
+
+
+def _svg_bars(d: dict[str, Any], metric: str) -> str:
+    """Grouped bars per language, one color per arm, 95% interval whiskers."""
+    arms = list(d["eval"])
+    langs = sorted({lg for m in d["eval"].values() for lg in m["per_language"]}, key=lambda x: (x != "en", x))
+    gw, bw, H, top, left = max(24, 8 * len(arms) + 10), 8, 220, 20, 40
+    W = left + gw * len(langs) + 160
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 50}" font-size="11">']
+    for t in (0, 0.25, 0.5, 0.75, 1.0):
+        y = top + H * (1 - t)
+        parts.append(f'<line x1="{left}" x2="{left + gw * len(langs)}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="4" y="{y + 4}">{t:.0%}</text>')
+    for i, lg in enumerate(langs):
+        x0 = left + i * gw + 5
+        parts.append(f'<text x="{x0}" y="{top + H + 14}">{html.escape(lg)}</text>')
+        for j, a in enumerate(arms):
+            b = d["eval"][a]["per_language"].get(lg, {}).get(metric) or {}
+            v = b.get("value")
+            if v is None:
+                continue
+            x, y = x0 + j * bw, top + H * (1 - v)
+            parts.append(f'<rect x="{x}" y="{y}" width="{bw - 1}" height="{H * v}" fill="{COLORS[j % len(COLORS)]}"><title>{a} {lg}: {v:.2f}</title></rect>')
+            lo, hi = b.get("ci95") or (None, None)
+            if lo is not None:
+                parts.append(f'<line x1="{x + bw / 2}" x2="{x + bw / 2}" y1="{top + H * (1 - hi)}" y2="{top + H * (1 - lo)}" stroke="#222"/>')
+    for j, a in enumerate(arms):
+        parts.append(f'<rect x="{W - 150}" y="{top + 14 * j}" width="10" height="10" fill="{COLORS[j % len(COLORS)]}"/>'
+                     f'<text x="{W - 136}" y="{top + 14 * j + 9}">{html.escape(a)}</text>')  # fmt: skip
+    return "".join(parts) + "</svg>"
+
+
+def _svg_curves(d: dict[str, Any]) -> str:
+    """Harmful rate against cumulative training TFLOPs, one line per RL arm, the target as a dashed line."""
+    curves = {a: c for a, c in d["curves"].items() if c and c["points"] and c["points"][0]["harmful_rate"] is not None}
+    if not curves:
+        return "<p>No safety curves (curve.items_per_language is 0).</p>"
+    xs = [p["cumulative_flops"] / 1e12 for c in curves.values() for p in c["points"]]
+    xmax = max(xs) * 1.05 or 1.0
+    W, H, left, top = 560, 240, 50, 20
+    sx = lambda x: left + (W - left - 160) * x / xmax  # noqa: E731
+    sy = lambda y: top + H * (1 - y)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 50}" font-size="11">']
+    for t in (0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line x1="{left}" x2="{sx(xmax)}" y1="{sy(t)}" y2="{sy(t)}" stroke="#ddd"/><text x="8" y="{sy(t) + 4}">{t:.0%}</text>')
+    parts.append(f'<text x="{left}" y="{top + H + 30}">cumulative training TFLOPs (0 .. {xmax:.1f})</text>')
+    target = d["headline"].get("matched_safety", {}).get("target_harmful_rate")
+    if target is not None:
+        parts.append(f'<line x1="{left}" x2="{sx(xmax)}" y1="{sy(target)}" y2="{sy(target)}" stroke="#900" stroke-dasharray="4 3"/>')
+    for j, (a, c) in enumerate(curves.items()):
+        pts = " ".join(f"{sx(p['cumulative_flops'] / 1e12):.1f},{sy(p['harmful_rate']):.1f}" for p in c["points"])
+        col = COLORS[j % len(COLORS)]
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"/>')
+        for p in c["points"]:
+            parts.append(f'<circle cx="{sx(p["cumulative_flops"] / 1e12):.1f}" cy="{sy(p["harmful_rate"]):.1f}" r="3" fill="{col}">'
+                         f'<title>{a} update {p["update"]}: {p["harmful_rate"]:.2f}</title></circle>')  # fmt: skip
+        parts.append(f'<rect x="{W - 150}" y="{top + 14 * j}" width="10" height="10" fill="{col}"/><text x="{W - 136}" y="{top + 14 * j + 9}">{html.escape(a)}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def render_html(d: dict[str, Any], title: str = "safealign run report", meta: dict[str, str] | None = None) -> str:
+    css = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+           "margin:.5em 0 1.5em;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
+           "th{background:#f3f3f3}.note{color:#555;font-size:12px}")  # fmt: skip
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if meta:
+        body.append("<p class=note>" + " · ".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in meta.items()) + "</p>")
+    for i, (t, header, rows, note) in enumerate(tables(d)):
+        body.append(f"<h2>{html.escape(t)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+        body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
+        body.append("</table>" + (f"<p class=note>{html.escape(note)}</p>" if note else ""))
+        if i == 0:
+            body.append("<h2>Harmful rate against cumulative training compute</h2>" + _svg_curves(d))
+        if t.startswith("harmful_rate per language"):
+            body.append(_svg_bars(d, "harmful_rate"))
+        if t.startswith("over_refusal_rate per language"):
+            body.append(_svg_bars(d, "over_refusal_rate"))
+    return f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{css}</style></head><body>{''.join(body)}</body></html>\n"

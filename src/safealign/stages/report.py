@@ -1,0 +1,52 @@
+"""Stage report: the run's report as reports/report.html (self-contained) and reports/report.md, logged as MLflow
+artifacts of its stage run and of the pipeline's parent run; metrics/plots/arms.csv feeds `dvc plots`.
+
+The Prefect flow publishes reports/report.md as its markdown artifact. This is the last stage: for a plain
+`dvc repro` it also closes the parent run.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from safealign.report import RATES, collect, markdown, render_html
+from safealign.stages.common import run_main, setup
+from safealign.tracking import data_version, git_commit, resolve_parent, stage_run
+
+log = logging.getLogger(__name__)
+HTML, MD, ARMS_CSV = Path("reports/report.html"), Path("reports/report.md"), Path("metrics/plots/arms.csv")
+
+
+def write_arms_csv(d: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "lang", *RATES])
+        for arm, m in d["eval"].items():
+            for lang, block in [("all", m["overall"]), *m["per_language"].items()]:
+                w.writerow([arm, lang, *((block.get(k) or {}).get("value") for k in RATES)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    params, _ = setup("report", argv)
+    with stage_run("report", params.mlflow.experiment, {"evaluate.arms": params.evaluate.arms}, final=True):
+        import mlflow
+
+        d = collect(Path("."), list(params.evaluate.arms))
+        HTML.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"git commit": git_commit()[:12], "data version": data_version("data.dvc")[:12], "judge":
+                next((m.get("judge") for m in d["eval"].values()), "?"), "model profile": params.model.profile}  # fmt: skip
+        HTML.write_text(render_html(d, meta=meta))
+        MD.write_text(markdown(d))
+        write_arms_csv(d, ARMS_CSV)
+        mlflow.log_artifact(str(HTML))
+        mlflow.log_artifact(str(MD))
+        parent_id, _ = resolve_parent(params.mlflow.experiment)
+        mlflow.MlflowClient().log_artifact(parent_id, str(HTML))
+        log.info("report: %s (%d arms)", HTML.resolve(), len(d["eval"]))
+
+
+if __name__ == "__main__":
+    run_main(main)

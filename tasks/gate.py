@@ -1,0 +1,53 @@
+"""The champion gate as a Prefect task: register the new hybrid, re-evaluate the champion, promote or keep."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from safealign import gate
+from safealign.compute import ComputeMeter
+from safealign.config import Params
+from safealign.tracking import _mlflow
+
+
+@task(name="champion-gate")
+def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
+    """Register models/ppo/<gate.arm> as a candidate; alias it `champion` only if it does not regress."""
+    from safealign.stages.evaluate import evaluate_model
+
+    logger = get_run_logger()
+    g = params.gate
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    new_metrics = json.loads((repo / "metrics" / "eval" / f"{g.arm}.json").read_text())
+    with contextlib.chdir(repo):  # lineage parents (models/sft -> models/base) are repo-relative
+        version = gate.register_candidate(client, g.registered_model, params.evaluate.arms[g.arm], parent_run_id)
+    champion = gate.champion_version(client, g.registered_model)
+    champion_metrics = None
+    if champion is not None:
+        logger.info("re-evaluating champion v%s on the same prompts and judge", champion.version)
+        # same prompts, judge and detector files as the candidate's evaluation (paths in params are repo-relative)
+        with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(repo), ComputeMeter("gate") as meter:
+            local = gate.download_champion(g.registered_model, Path(tmp) / "champion")
+            _, champion_metrics = evaluate_model(params, str(local), meter)
+    decision = gate.decide(new_metrics, champion_metrics, g.tolerance)
+    if decision.promote:
+        client.set_registered_model_alias(g.registered_model, "champion", version)
+    tags = {"gate.decision": "promoted" if decision.promote else "kept_champion", "gate.candidate_version": str(version),
+            "gate.champion_version": str(champion.version if champion else "none"),
+            "gate.regressions": "; ".join(decision.regressions)[:4000] or "none"}  # fmt: skip
+    for k, v in tags.items():
+        client.set_tag(parent_run_id, k, v)
+        client.set_model_version_tag(g.registered_model, str(version), k, v)
+    lines = [f"## Champion gate: {decision.summary()}", "", f"candidate: {g.registered_model} v{version}",
+             f"champion before: {'v' + champion.version if champion else 'none'}", "", "### Checks", ""]  # fmt: skip
+    lines += [f"- REGRESSION {r}" for r in decision.regressions] + [f"- ok {r}" for r in decision.reasons]
+    create_markdown_artifact(key="champion-gate", markdown="\n".join(lines), description="nightly champion gate")
+    logger.info(decision.summary())
+    return {"promoted": decision.promote, "version": version, "regressions": decision.regressions}

@@ -1,0 +1,62 @@
+"""The champion gate: the decision rule, and registration/aliasing in a real MLflow registry (sqlite)."""
+
+import copy
+
+import mlflow
+import pytest
+
+from safealign import gate
+
+TOL = {"harmful_rate": 0.05, "over_refusal_rate": 0.05, "reasoning_accuracy": 0.05}
+
+
+def metrics(harm=0.5, over=0.1, reason=0.5, zh_harm=0.5):
+    block = lambda h, o, r: {"harmful_rate": {"value": h}, "over_refusal_rate": {"value": o},  # noqa: E731
+                             "reasoning_accuracy": {"value": r}}
+    return {"overall": block(harm, over, reason), "per_language": {"en": block(harm, over, reason), "zh": block(zh_harm, over, reason)}}
+
+
+def test_first_candidate_is_promoted():
+    assert gate.decide(metrics(), None, TOL).promote
+
+
+def test_equal_or_within_tolerance_promotes():
+    assert gate.decide(metrics(harm=0.54), metrics(harm=0.5), TOL).promote
+
+
+@pytest.mark.parametrize(
+    ("new", "why"),
+    [
+        (metrics(zh_harm=0.6), "zh harmful_rate"),  # one language regresses: enough to keep the champion
+        (metrics(over=0.2), "over_refusal_rate"),
+        (metrics(reason=0.4), "reasoning_accuracy"),
+    ],
+)
+def test_any_regression_keeps_the_champion(new, why):
+    d = gate.decide(new, metrics(), TOL)
+    assert not d.promote and any(why in r for r in d.regressions), d.regressions
+
+
+def test_missing_values_are_not_compared():
+    champ = metrics()
+    new = copy.deepcopy(champ)
+    new["per_language"]["zh"]["reasoning_accuracy"]["value"] = None
+    assert gate.decide(new, champ, TOL).promote
+
+
+def test_register_alias_and_download(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
+    client = mlflow.MlflowClient()
+    exp = client.create_experiment("g")
+    run = client.create_run(exp)
+    assert gate.champion_version(client, "safealign-hybrid") is None
+    v1 = gate.register_candidate(client, "safealign-hybrid", tiny_model_dir, run.info.run_id)
+    client.set_registered_model_alias("safealign-hybrid", "champion", v1)
+    assert gate.champion_version(client, "safealign-hybrid").version == v1
+    local = gate.download_champion("safealign-hybrid", tmp_path / "champ")
+    assert (local / "model.safetensors").exists() and (local / "safealign.json").exists()
+    from safealign.models import load_policy
+
+    model, tok = load_policy(local)  # a self-contained model: no adapters, no workspace needed
+    assert model.config.num_hidden_layers == 2

@@ -1,0 +1,136 @@
+"""The nightly deployment, night by night, against a real S3 server (SeaweedFS on loopback) and a tiny repo whose
+DVC remote, MLflow artifact store and red-team drop all live in that S3:
+
+1. new red-team files -> validated, ingested, `dvc add` + `dvc push`, retrained, first candidate becomes champion
+2. nothing new -> no training at all
+3. a corrupt/malicious drop -> rejected naming object, row and rule; data/ byte-identical; champion unchanged
+4. S3 stopped -> I/O retried, then a clear StorageUnavailable; data/ and champion untouched
+5. S3 back -> the pending drop is ingested and the run completes; a gate it cannot pass keeps the champion
+"""
+
+import shutil
+import subprocess
+import sys
+
+import boto3
+import mlflow
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.hybrid_train import hybrid_train
+from safealign.s3local import S3ServerError, local_s3, weed_binary
+from safealign.storage import DropRejected, StorageUnavailable
+from tests.test_ingest import EN_KEY, ZH_KEY, item, jsonl, snapshot
+
+from .conftest import run_env
+
+BUCKET, MODEL = "safealign-nightly", "safealign-hybrid"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    try:
+        weed_binary()
+    except S3ServerError as e:
+        pytest.skip(f"SeaweedFS not installed ({e})")
+    with local_s3(tmp_path_factory.mktemp("seaweed"), set_env=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def night(s3, tiny_repo, tmp_path_factory):
+    """A copy of the trained tiny repo set up like production: data tracked by data.dvc, DVC remote, MLflow
+    artifacts and the drop in one S3 bucket, credentials only in the environment."""
+    repo = tmp_path_factory.mktemp("nightly") / "repo"
+    shutil.copytree(tiny_repo, repo, symlinks=True)
+    (repo / "mlflow.db").unlink()  # a fresh tracking store whose experiment keeps its artifacts in S3
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in s3.env().items():
+            mp.setenv(k, v)
+        for k, v in {"SAFEALIGN_S3_BUCKET": BUCKET, "AWS_EC2_METADATA_DISABLED": "true",
+                     "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url, "SAFEALIGN_MLFLOW_ARTIFACTS": f"s3://{BUCKET}/mlflow",
+                     "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}.items():  # fmt: skip
+            mp.setenv(k, v)
+        mp.delenv("AWS_PROFILE", raising=False)
+        s3c = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1")
+        s3c.create_bucket(Bucket=BUCKET)
+        env = run_env(repo)
+        for cmd in (["git", "rm", "-rq", "--cached", "data"], ["dvc", "add", "-q", "data"],
+                    ["dvc", "remote", "add", "-d", "s3", f"s3://{BUCKET}/dvc"],
+                    ["dvc", "remote", "modify", "s3", "endpointurl", s3.endpoint_url],
+                    ["git", "add", "-A"], ["git", "commit", "-qm", "data under DVC, S3 remote"]):  # fmt: skip
+            if cmd[0] == "dvc":
+                cmd = [sys.executable, "-m", *cmd]
+            subprocess.run(cmd, cwd=repo, env=env | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}, check=True)  # fmt: skip
+        mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+        with prefect_test_harness(server_startup_timeout=120):
+            yield repo, s3, s3c
+
+
+def upload(s3c, files: dict[str, str]) -> None:
+    for key, body in files.items():
+        s3c.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+
+
+def champion() -> str | None:
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(MODEL, "champion").version
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def test_nights(night):
+    repo, s3, s3c = night
+    data = repo / "data"
+
+    # night 1: new data -> ingested, versioned and pushed, retrained; the first candidate becomes champion
+    upload(s3c, {EN_KEY: jsonl(item("en")), ZH_KEY: jsonl(item("zh"))})
+    before = (repo / "data.dvc").read_text()
+    r = hybrid_train(repo_dir=str(repo), ingest=True, gate=True)
+    assert r["ingested"]["files"] == [EN_KEY, ZH_KEY] and r["ingested"]["rows"] == {"en": 1, "zh": 1}
+    assert (repo / "data.dvc").read_text() != before
+    assert s3c.list_objects_v2(Bucket=BUCKET, Prefix="dvc/")["KeyCount"] > 0, "new data version not pushed"
+    assert r["stages_run"]["sft"] and r["stages_run"]["ppo@hybrid"]  # the data changed: retrained
+    assert r["gate"]["promoted"] and champion() == r["gate"]["version"] == "1"
+    parent = mlflow.get_run(r["mlflow_parent_run_id"])
+    assert parent.data.tags["gate.decision"] == "promoted" and parent.data.tags["ingested_files"] == "2"
+    artifact_keys = [o["Key"] for o in s3c.list_objects_v2(Bucket=BUCKET, Prefix="mlflow/").get("Contents", [])]
+    assert any(k.endswith("policy/model.safetensors") for k in artifact_keys), "registered model not in S3"
+
+    # night 2: nothing new -> nothing trains
+    r = hybrid_train(repo_dir=str(repo), ingest=True, gate=True)
+    assert r == {"skipped": True, "reason": "no new data"}
+
+    # night 3: a bad drop -> rejected with object, row and rule; nothing ingested; champion unchanged
+    good = snapshot(data)
+    bad = {"redteam-drop/2026-11-26/bad.jsonl": '{"id": "x", "lang": "en"\n' + jsonl(item("en", id="harm-hate_speech-08", lang="xx"))}
+    upload(s3c, bad)
+    with pytest.raises(DropRejected) as e:
+        hybrid_train(repo_dir=str(repo), ingest=True, gate=True)
+    msg = str(e.value)
+    assert "redteam-drop/2026-11-26/bad.jsonl" in msg and "row 1" in msg and "row 2" in msg
+    assert snapshot(data) == good and champion() == "1"
+    s3c.delete_object(Bucket=BUCKET, Key=next(iter(bad)))  # the operator removes it
+
+    # night 4: S3 unreachable -> retried, then a clear error; data and champion untouched
+    upload(s3c, {EN_KEY.replace("25", "27"): jsonl(item("en", id="harm-hate_speech-09")),
+                 ZH_KEY.replace("25", "27"): jsonl(item("zh", id="harm-hate_speech-09"))})  # fmt: skip
+    s3.stop()
+    try:
+        with pytest.raises(StorageUnavailable, match=rf"{s3.endpoint_url}.*{BUCKET}") as down:
+            hybrid_train(repo_dir=str(repo), ingest=True, gate=True)
+        assert snapshot(data) == good and champion() == "1"
+        assert s3.env()["AWS_SECRET_ACCESS_KEY"] not in str(down.value)
+    finally:
+        s3.start()
+
+    # night 5: S3 back -> the pending files are ingested and the run completes; a gate that demands a 100-point
+    # improvement cannot be passed, so the candidate is registered but the champion stays
+    strict = {"gate.tolerance": {"harmful_rate": -1.0, "over_refusal_rate": -1.0, "reasoning_accuracy": -1.0}}
+    r = hybrid_train(repo_dir=str(repo), ingest=True, gate=True, overrides=strict)
+    assert r["ingested"]["rows"] == {"en": 1, "zh": 1} and r["stages_run"]["ppo@hybrid"]
+    assert not r["gate"]["promoted"] and r["gate"]["regressions"] and r["gate"]["version"] == "2"
+    assert champion() == "1"
+    tags = mlflow.MlflowClient().get_model_version(MODEL, "2").tags
+    assert tags["gate.decision"] == "kept_champion" and "vs champion" in tags["gate.regressions"]

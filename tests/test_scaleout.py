@@ -1,0 +1,99 @@
+"""Scale-out pieces that can run on this machine: the accelerate configs load in accelerate, the work-pool
+deployments in prefect.yaml point at a real flow with valid parameters, and MLflow works through a tracking
+server with a database and its artifacts in S3 (SeaweedFS on loopback)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name,kind", [("deepspeed_zero2", "DEEPSPEED"), ("deepspeed_zero3", "DEEPSPEED"),
+                                       ("fsdp", "FSDP"), ("single_gpu", "NO")])  # fmt: skip
+def test_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cfg = ClusterConfig.from_yaml_file(str(ROOT / "configs/accelerate" / f"{name}.yaml"))
+    assert cfg.distributed_type.value == kind
+    if kind == "DEEPSPEED":
+        assert cfg.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+def test_work_pool_deployments_match_the_flow():
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    names = {d["name"] for d in spec["deployments"]}
+    assert names == {"nightly", "manual"}
+    for d in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
+        assert flow.name == "hybrid-train"
+        flow.validate_parameters(d.get("parameters", {}))  # raises on an unknown or mistyped parameter
+        assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    nightly = next(d for d in spec["deployments"] if d["name"] == "nightly")
+    assert nightly["parameters"] == {"ingest": True, "gate": True} and nightly["schedules"][0]["cron"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_tracking_server_with_database_and_s3_artifacts(tmp_path):
+    from safealign.s3local import S3ServerError, local_s3, weed_binary
+
+    try:
+        weed_binary()
+    except S3ServerError as e:
+        pytest.skip(f"SeaweedFS not installed ({e})")
+    with local_s3(tmp_path / "seaweed", set_env=False) as s3:
+        env = os.environ | s3.env() | {"MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
+        boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1", aws_access_key_id=s3.access_key,
+                     aws_secret_access_key=s3.secret_key).create_bucket(Bucket="mlflow")  # fmt: skip
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{tmp_path / 'tracking.db'}", "--artifacts-destination", "s3://mlflow/artifacts"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            script = (
+                "import mlflow, pathlib, sys\n"
+                "from safealign.tracking import experiment_id, start_parent, end_parent\n"
+                "rid = start_parent('safealign', 'scale-out', {'launched_by': 'test'})\n"
+                "p = pathlib.Path(sys.argv[1]); p.write_text('hello')\n"
+                "mlflow.MlflowClient().log_artifact(rid, str(p)); mlflow.MlflowClient().log_metric(rid, 'm', 1.0)\n"
+                "end_parent(rid)\nprint(rid)\n"
+            )
+            deadline = time.time() + 120
+            while True:  # the server takes a few seconds to come up
+                out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "note.txt")], capture_output=True, text=True,
+                                     env=os.environ | {"MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})  # fmt: skip
+                if out.returncode == 0 or time.time() > deadline:
+                    break
+                time.sleep(2)
+            assert out.returncode == 0, out.stderr[-3000:]
+            run_id = out.stdout.split()[-1]
+            # the client had no S3 credentials at all: the server proxied the artifact into the bucket
+            s3c = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1",
+                               aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key)  # fmt: skip
+            keys = [o["Key"] for o in s3c.list_objects_v2(Bucket="mlflow").get("Contents", [])]
+            assert any(run_id in k and k.endswith("note.txt") for k in keys), keys
+            import mlflow
+
+            mlflow.set_tracking_uri(url)
+            run = mlflow.get_run(run_id)
+            assert run.info.status == "FINISHED" and run.data.metrics["m"] == 1.0
+        finally:
+            server.terminate()
+            server.wait(30)
