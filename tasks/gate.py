@@ -46,7 +46,7 @@ def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
         client.set_tag(parent_run_id, k, v)
         client.set_model_version_tag(g.registered_model, str(version), k, v)
     lines = [f"## Champion gate: {decision.summary()}", "", f"candidate: {g.registered_model} v{version}",
-             f"champion before: {'v' + champion.version if champion else 'none'}", "", "### Checks", ""]  # fmt: skip
+             f"champion before: {f'v{champion.version}' if champion else 'none'}", "", "### Checks", ""]  # fmt: skip
     lines += [f"- REGRESSION {r}" for r in decision.regressions] + [f"- ok {r}" for r in decision.reasons]
     create_markdown_artifact(key="champion-gate", markdown="\n".join(lines), description="nightly champion gate")
     logger.info(decision.summary())

@@ -75,7 +75,7 @@ def upload(s3c, files: dict[str, str]) -> None:
 
 def champion() -> str | None:
     try:
-        return mlflow.MlflowClient().get_model_version_by_alias(MODEL, "champion").version
+        return str(mlflow.MlflowClient().get_model_version_by_alias(MODEL, "champion").version)
     except mlflow.exceptions.MlflowException:
         return None
 
@@ -118,8 +118,9 @@ def test_nights(night):
                  ZH_KEY.replace("25", "27"): jsonl(item("zh", id="harm-hate_speech-09"))})  # fmt: skip
     s3.stop()
     try:
-        with pytest.raises(StorageUnavailable, match=rf"{s3.endpoint_url}.*{BUCKET}") as down:
+        with pytest.raises(StorageUnavailable) as down:
             hybrid_train(repo_dir=str(repo), ingest=True, gate=True)
+        assert s3.endpoint_url in str(down.value) and BUCKET in str(down.value)
         assert snapshot(data) == good and champion() == "1"
         assert s3.env()["AWS_SECRET_ACCESS_KEY"] not in str(down.value)
     finally:

@@ -74,7 +74,7 @@ def register_candidate(client, name: str, model_dir: str | Path, run_id: str) ->
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description="safealign hybrid policy (SFT then PPO); alias champion = served")
     source = f"{client.get_run(run_id).info.artifact_uri}/policy"
-    return client.create_model_version(name, source=source, run_id=run_id).version
+    return str(client.create_model_version(name, source=source, run_id=run_id).version)
 
 
 def champion_version(client, name: str):

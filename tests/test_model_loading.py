@@ -1,0 +1,40 @@
+"""Models load from safetensors only, and a model's own Python code never runs unless the user opts in."""
+
+import json
+import shutil
+
+import pytest
+
+from safealign.models import build_base, load_policy
+
+
+def test_pickle_weights_are_refused(tiny_model_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    d = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, d)
+    torch.save(load_file(d / "model.safetensors"), d / "pytorch_model.bin")  # a pickle that could run code
+    (d / "model.safetensors").unlink()
+    assert (d / "pytorch_model.bin").exists() and not (d / "model.safetensors").exists()
+    with pytest.raises(OSError, match="safetensors|model.safetensors"):
+        load_policy(d)
+    with pytest.raises(OSError, match="safetensors|model.safetensors"):
+        build_base(str(d))
+
+
+def test_remote_code_needs_opt_in(tiny_model_dir, tmp_path):
+    d = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, d)
+    marker = tmp_path / "code-ran"
+    (d / "custom_config.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import LlamaConfig\nclass CustomConfig(LlamaConfig):\n    model_type = 'custom-llama'\n"
+    )
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["auto_map"] = {"AutoConfig": "custom_config.CustomConfig"}
+    cfg["model_type"] = "custom-llama"
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        build_base(str(d))  # model.trust_remote_code defaults to false
+    assert not marker.exists(), "the model's own code ran without opt-in"
