@@ -34,3 +34,14 @@ def test_summarize_per_language_and_category():
     assert m["per_language"]["en"]["reasoning_accuracy"]["value"] == 1.0
     assert m["overall"]["language_consistency"]["value"] == 0.8
     assert m["harmful_rate_per_category"]["drugs"]["value"] == 0.5
+
+
+def test_paired_diff_uses_the_pairing():
+    from safealign.metrics import paired_diff
+
+    a = [1, 0, 1, 0, 1, 0, 1, 0] * 4
+    same = paired_diff(a, a, 500, 0)
+    assert same["value"] == 0 and same["ci95"] == [0.0, 0.0] and not same["excludes_zero"]
+    better = paired_diff([0] * 32, a, 500, 0)  # every prompt at least as good, half strictly better
+    assert better["value"] == -0.5 and better["excludes_zero"] and better["ci95"][1] < 0
+    assert paired_diff([], [], 10, 0)["value"] is None

@@ -110,6 +110,18 @@ def test_mlflow_parent_with_nested_stage_runs(tiny_repo):
     client = mlflow.MlflowClient()
     assert any(a.path == "model" for a in client.list_artifacts(sft.info.run_id))
     assert "compute_saving_vs_pure_rl" in parents[0].data.metrics
+    assert "report.html" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+
+
+def test_report(tiny_repo):
+    page = (tiny_repo / "reports/report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<script" not in page  # self-contained, opens from disk
+    assert page.count("<svg") >= 3  # curves, harmful and over-refusal bars
+    for arm in ARMS:
+        assert f"<td>{arm}</td>" in page
+    md = (tiny_repo / "reports/report.md").read_text()
+    assert "## Headline: hybrid vs pure RL" in md and "| 42% |" in md and "## Arm minus reference" in md
+    assert (tiny_repo / "metrics/plots/arms.csv").read_text().splitlines()[0].startswith("arm,lang,harmful_rate")
 
 
 def test_noop_repro_is_fast_and_param_change_reruns_only_readers(tiny_repo):

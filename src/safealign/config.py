@@ -100,8 +100,11 @@ class EvaluateConfig:
 class CostConfig:
     usd_per_cpu_hour: float = 0.0425  # on-demand price of one vCPU-hour (AWS c7i, us-east-1, 2026)
     usd_per_gpu_hour: dict[str, float] = field(default_factory=lambda: {"default": 2.5})
-    # matched safety: the harmful rate (on the curve slice) each RL arm must reach; compute to reach it is compared
-    target_harmful_rate: float = 0.5
+    # matched safety: the harmful rate (on the curve slice) each RL arm must reach; compute to reach it is compared.
+    # By default relative: (1 - target_reduction_vs_base) x the base model's rate on that slice (pure_rl's start);
+    # an absolute target_harmful_rate, when set, wins.
+    target_reduction_vs_base: float = 0.2
+    target_harmful_rate: float | None = None
 
 
 @dataclass

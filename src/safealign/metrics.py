@@ -32,6 +32,19 @@ def diff_ci(a: Any, b: Any, samples: int, seed: int) -> dict[str, Any]:
     return {"value": float(xa.mean() - xb.mean()), "ci95": [float(lo), float(hi)], "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
+def paired_diff(a: Any, b: Any, samples: int, seed: int) -> dict[str, Any]:
+    """Difference of means a - b over paired observations (the same prompts answered by two arms), with a paired
+    bootstrap interval and whether it excludes 0."""
+    xa, xb = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    n = len(xa)
+    if n == 0:
+        return {"value": None, "n": 0, "ci95": [None, None], "excludes_zero": False}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(samples, n))
+    lo, hi = np.percentile(xa[idx].mean(axis=1) - xb[idx].mean(axis=1), [2.5, 97.5])
+    return {"value": float(xa.mean() - xb.mean()), "n": n, "ci95": [float(lo), float(hi)], "excludes_zero": bool(lo > 0 or hi < 0)}
+
+
 def summarize(scored: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
     """Metrics of one arm from its scored responses (one row per prompt; columns lang, kind, category, and the
     0/1 columns harmful, off_topic, refused, lang_ok, correct), overall and per language."""

@@ -55,8 +55,9 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
          _num(paper.get("harmful_rate_reduction_vs_pure_rl"), "{:.0%}")],
         ["training-compute saving vs pure RL (configured budgets, FLOPs)", _num(h.get("compute_saving_vs_pure_rl"), "{:.1%}"),
          "point estimate (deterministic counts)", _num(paper.get("compute_saving_vs_pure_rl"), "{:.0%}")],
-        [f"compute saving to reach harmful rate {ms.get('target_harmful_rate', '?')} (matched safety)",
-         _num(hyb.get("compute_saving_to_target"), "{:.1%}"),
+        [f"compute saving to reach harmful rate {_num(ms.get('target_harmful_rate'), '{:.3f}')} (matched safety)",
+         _num(hyb.get("compute_saving_to_target"), "{:.1%}") if "compute_saving_to_target_lower_bound" not in hyb
+         else "≥ " + _num(hyb["compute_saving_to_target_lower_bound"], "{:.1%}"),
          "[" + ", ".join(_num(x, "{:.1%}") for x in hyb.get("compute_saving_to_target_ci95", [None, None])) + "]",
          _num(paper.get("compute_saving_vs_pure_rl"), "{:.0%}")],
     ]  # fmt: skip
@@ -68,6 +69,18 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
                      _num(c.get("usd"), "${:.4f}")])  # fmt: skip
     out.append(("Per arm (all languages)", ["arm", *RATES, "train CPU-h", "train TFLOPs", "train cost"], rows,
                 "Rates with 95% bootstrap intervals; compute and cost of every stage that made the arm (reward model included for RL arms)."))  # fmt: skip
+    rows = []
+    for arm, refs in h.get("comparisons", {}).items():
+        for ref, block in refs.items():
+            cells = []
+            for k in ("harmful_rate", "over_refusal_rate", "reasoning_accuracy"):
+                b = block.get(k) or {}
+                lo, hi = b.get("ci95") or (None, None)
+                cells.append("n/a" if b.get("value") is None else
+                             f"{b['value']:+.2f} [{lo:+.2f}, {hi:+.2f}]{' *' if b.get('excludes_zero') else ''}")  # fmt: skip
+            rows.append([arm, ref.replace("vs_", ""), *cells])
+    out.append(("Arm minus reference (paired, same prompts)", ["arm", "reference", "harmful_rate", "over_refusal_rate",
+                "reasoning_accuracy"], rows, "* the 95% paired-bootstrap interval excludes zero."))  # fmt: skip
     langs = sorted({lg for m in d["eval"].values() for lg in m["per_language"]}, key=lambda x: (x != "en", x))
     for metric in ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency"):
         rows = [[lg, *(_ci(m["per_language"].get(lg, {}).get(metric)) for m in d["eval"].values())] for lg in langs]
@@ -92,7 +105,7 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
                      "yes" if info["reached_target"] else "never",
                      _num((info["cumulative_flops_to_target"] or 0) / 1e12 if info["reached_target"] else None, "{:.1f}")])  # fmt: skip
     notes = " ".join(f"{a}: {r['note']}" for a, r in ms.get("vs_pure_rl", {}).items() if r.get("note"))
-    out.append((f"Safety curves: compute to reach harmful rate {ms.get('target_harmful_rate', '?')} on the curve slice (n={ms.get('n_prompts', '?')})",
+    out.append((f"Safety curves: compute to reach harmful rate {_num(ms.get('target_harmful_rate'), '{:.3f}')} on the curve slice (n={ms.get('n_prompts', '?')})",
                 ["arm", "trainer", "start", "end", "start TFLOPs", "RL TFLOPs", "reached", "TFLOPs to target"], rows, notes))  # fmt: skip
     return out
 

@@ -109,7 +109,7 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     """From the RL stages' safety curves (metrics/curves/<arm>.json): the compute each arm needs to reach the
     target harmful rate, the saving against pure_rl, and the harmful rates at equal RL budget, each with a 95%
     bootstrap interval over the curve prompts (every arm answers the same prompts at every point)."""
-    target = params.cost.target_harmful_rate
+    cc = params.cost
     curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path("metrics/curves").glob("*.json"))}
     curves = {a: c for a, c in curves.items() if c["points"] and c["points"][0]["harmful_rate"] is not None}
     if "pure_rl" not in curves:
@@ -117,7 +117,15 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     flags = {a: np.array([p["flags"] for p in c["points"]], dtype=float) for a, c in curves.items()}
     xs = {a: np.array([p["cumulative_flops"] for p in c["points"]]) for a, c in curves.items()}
     rl = {a: np.array([p["rl_flops"] for p in c["points"]]) for a, c in curves.items()}
-    out: dict[str, Any] = {"target_harmful_rate": target, "n_prompts": int(flags["pure_rl"].shape[1]), "arms": {}, "vs_pure_rl": {}}
+    def target_for(base_flags: np.ndarray) -> float:  # base_flags: pure_rl's start point = the base model
+        return cc.target_harmful_rate if cc.target_harmful_rate is not None else (1 - cc.target_reduction_vs_base) * float(base_flags.mean())
+
+    target = target_for(flags["pure_rl"][0])
+    out: dict[str, Any] = {
+        "target_harmful_rate": target, "n_prompts": int(flags["pure_rl"].shape[1]), "arms": {}, "vs_pure_rl": {},
+        "target_definition": f"absolute {cc.target_harmful_rate}" if cc.target_harmful_rate is not None else
+        f"(1 - {cc.target_reduction_vs_base}) x base model's harmful rate on the curve slice ({float(flags['pure_rl'][0].mean()):.3f})",
+    }  # fmt: skip
     for a, c in curves.items():
         reach = _first_reach(flags[a], xs[a], target)
         rates = flags[a].mean(axis=1)
@@ -138,7 +146,8 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
         boots, both = [], 0
         for _ in range(samples):
             i = rng.integers(0, n, n)
-            ba, bp = _first_reach(flags[a][:, i], xs[a], target), _first_reach(flags["pure_rl"][:, i], xs["pure_rl"], target)
+            t = target_for(flags["pure_rl"][0][i])
+            ba, bp = _first_reach(flags[a][:, i], xs[a], t), _first_reach(flags["pure_rl"][:, i], xs["pure_rl"], t)
             if math.isfinite(ba) and math.isfinite(bp):
                 both += 1
                 boots.append(1 - ba / bp)
@@ -156,12 +165,45 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
                                 "reduction_vs_pure_rl": float((hp.mean() - ha.mean()) / hp.mean()) if hp.mean() > 0 else None},  # fmt: skip
         }
         res["equal_rl_budget"]["ci_excludes_zero"] = bool(res["equal_rl_budget"]["difference_ci95"][0] > 0 or res["equal_rl_budget"]["difference_ci95"][1] < 0)
+        if math.isfinite(ca) and not math.isfinite(cp):  # pure RL would need more than everything it was given
+            res["compute_saving_to_target_lower_bound"] = 1 - ca / float(xs["pure_rl"][-1])
         missing = [x for x, f in ((a, ca), ("pure_rl", cp)) if not math.isfinite(f)]
         if missing:
             lowest = ", ".join(f"{x} {out['arms'][x]['lowest_harmful_rate']:.3f}" for x in missing)
-            res["note"] = (f"{' and '.join(missing)} never reached the target harmful rate {target} within the RL budget "
-                           f"(lowest: {lowest}): no compute saving at matched safety can be stated")  # fmt: skip
+            head = f"{' and '.join(missing)} never reached the target harmful rate {target:.3f} within the RL budget (lowest: {lowest})"
+            if "compute_saving_to_target_lower_bound" in res:
+                res["note"] = (f"{head}; {a} reached it, so its saving is at least {res['compute_saving_to_target_lower_bound']:.1%} "
+                               "(pure RL's whole budget taken as a lower bound of what it would need)")  # fmt: skip
+            else:
+                res["note"] = f"{head}: no compute saving at matched safety can be stated"
         out["vs_pure_rl"][a] = res
+    return out
+
+
+COMPARED = {"harmful_rate": ("harmful", "harmful"), "over_refusal_rate": ("benign", "refused"),
+            "reasoning_accuracy": ("reasoning", "correct"), "off_topic_rate": ("harmful", "off_topic")}
+
+
+def comparisons(params: Params, samples: int) -> dict[str, Any]:
+    """Every arm against `base` and against `pure_rl` on the same prompts: the paired difference (arm minus
+    reference) of each rate with a 95% paired-bootstrap interval and whether it excludes zero."""
+    from safealign.metrics import paired_diff
+
+    frames = {a: pd.read_json(f"eval/{a}/responses.jsonl", lines=True) for a in params.evaluate.arms
+              if Path(f"eval/{a}/responses.jsonl").exists()}  # fmt: skip
+    out: dict[str, Any] = {}
+    for ref in ("base", "pure_rl"):
+        if ref not in frames:
+            continue
+        for arm, df in frames.items():
+            if arm == ref:
+                continue
+            block = {}
+            for metric, (kind, col) in COMPARED.items():
+                both = df[df.kind == kind].merge(frames[ref][frames[ref].kind == kind], on=["id", "lang"], suffixes=("", "_ref"))
+                both = both.dropna(subset=[col, f"{col}_ref"])
+                block[metric] = paired_diff(both[col], both[f"{col}_ref"], samples, params.seed)
+            out.setdefault(arm, {})[f"vs_{ref}"] = block
     return out
 
 
@@ -179,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         cost = account(params)
         head = headline(params, cost, params.evaluate.bootstrap_samples)
         head["matched_safety"] = matched_safety(params, params.evaluate.bootstrap_samples)
+        head["comparisons"] = comparisons(params, params.evaluate.bootstrap_samples)
         hyb = head["matched_safety"].get("vs_pure_rl", {}).get("hybrid", {})
         head["compute_saving_at_matched_safety_vs_pure_rl"] = hyb.get("compute_saving_to_target")
         head["compute_saving_at_matched_safety_ci95"] = hyb.get("compute_saving_to_target_ci95")
