@@ -16,7 +16,8 @@ def test_repository_params_load():
     p = load_params(ROOT / "params.yaml")
     assert p.model.profile == "smollm2"
     assert set(p.ppo.arms) == {"pure_rl", "hybrid"}
-    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid"}
+    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"}
+    assert set(p.grpo.arms) == {"hybrid_grpo"} and p.cost.target_harmful_rate is None
     assert set(p.data.train_languages) <= set(p.data.languages)
 
 

@@ -53,7 +53,7 @@ def test_register_alias_and_download(tmp_path, tiny_model_dir, monkeypatch):
     assert gate.champion_version(client, "safealign-hybrid") is None
     v1 = gate.register_candidate(client, "safealign-hybrid", tiny_model_dir, run.info.run_id)
     client.set_registered_model_alias("safealign-hybrid", "champion", v1)
-    assert gate.champion_version(client, "safealign-hybrid").version == v1
+    assert str(gate.champion_version(client, "safealign-hybrid").version) == v1
     local = gate.download_champion("safealign-hybrid", tmp_path / "champ")
     assert (local / "model.safetensors").exists() and (local / "safealign.json").exists()
     from safealign.models import load_policy

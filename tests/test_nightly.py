@@ -104,7 +104,7 @@ def test_nights(night):
 
     # night 3: a bad drop -> rejected with object, row and rule; nothing ingested; champion unchanged
     good = snapshot(data)
-    bad = {"redteam-drop/2026-11-26/bad.jsonl": '{"id": "x", "lang": "en"\n' + jsonl(item("en", id="harm-hate_speech-08", lang="xx"))}
+    bad = {"redteam-drop/2026-11-26/bad.jsonl": '{"id": "x", "lang": "en"\n' + jsonl(item("en", id="harm-hate_speech-08") | {"lang": "xx"})}
     upload(s3c, bad)
     with pytest.raises(DropRejected) as e:
         hybrid_train(repo_dir=str(repo), ingest=True, gate=True)
