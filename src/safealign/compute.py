@@ -199,3 +199,14 @@ def money(record: dict[str, Any], usd_per_cpu_hour: float, usd_per_gpu_hour: dic
                      usd_per_gpu_hour.get("default", 0.0))  # fmt: skip
         return record["gpu_s"] / 3600 * price
     return record["cpu_s"] / 3600 * usd_per_cpu_hour
+
+
+# Dense bf16 tensor-core peaks (no sparsity) from NVIDIA's datasheets: H100 SXM and H200 989.4 TFLOP/s, H100 PCIe
+# 756, A100 312, L4 121, A10G 125 (A10: 125), T4 65 (fp16). Achieved FLOP/s of a GPU stage is divided by these.
+GPU_PEAK_BF16_FLOPS = {"H200": 989.4e12, "H100 PCIe": 756e12, "H100": 989.4e12, "A100": 312e12, "L4": 121e12,
+                       "A10": 125e12, "T4": 65e12}  # fmt: skip
+
+
+def gpu_peak_flops(name: str) -> float | None:
+    """The datasheet bf16 peak of a GPU by its device name (first table key contained in it), or None."""
+    return next((v for k, v in GPU_PEAK_BF16_FLOPS.items() if k.lower() in name.lower()), None)
