@@ -49,7 +49,9 @@ def ours_sft(p, tmp: str) -> float:
         return time.perf_counter() - t
 
 
-def bare_ppo(p, tmp: str) -> float:
+def bare_ppo(p, tmp: str) -> tuple[float, float]:
+    """(train() seconds, seconds including model loading and setup: the scope our stage function is timed in)"""
+    t0 = time.perf_counter()
     from peft import LoraConfig, get_peft_model
     from trl.experimental.ppo import PPOTrainer
 
@@ -69,7 +71,8 @@ def bare_ppo(p, tmp: str) -> float:
                          value_model=value_model, train_dataset=dataset, eval_dataset=dataset)  # fmt: skip
     t = time.perf_counter()
     trainer.train()
-    return time.perf_counter() - t
+    end = time.perf_counter()
+    return end - t, end - t0
 
 
 def ours_ppo(p, tmp: str) -> tuple[float, float]:
@@ -85,20 +88,27 @@ def ours_ppo(p, tmp: str) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
-    sft_steps = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    sft_steps = int(sys.argv[1]) if len(sys.argv) > 1 else 8  # 0: PPO only
     episodes = int(sys.argv[2]) if len(sys.argv) > 2 else 32
-    p = load_params(overrides={"sft.args.max_steps": sft_steps, "ppo.args.total_episodes": episodes})
+    overrides = {"sft.args.max_steps": max(sft_steps, 1), "ppo.args.total_episodes": episodes}
+    if len(sys.argv) > 3:  # PPO checkpoint segment length (0: one segment, no checkpoints), to price resumability
+        overrides["ppo.checkpoint_every"] = int(sys.argv[3])
+    p = load_params(overrides=overrides)
     import os
 
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/bench.db")
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        bare = bare_sft(p, a)
-        ours = ours_sft(p, b)
-    print(f"SFT, {sft_steps} steps x batch {p.sft.args.get('per_device_train_batch_size')}: bare TRL {bare:.1f}s "
-          f"({sft_steps / bare:.3f} steps/s), ours {ours:.1f}s ({sft_steps / ours:.3f} steps/s), ratio {bare / ours:.3f}")
+    if sft_steps:
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            bare = bare_sft(p, a)
+            ours = ours_sft(p, b)
+        print(f"SFT, {sft_steps} steps x batch {p.sft.args.get('per_device_train_batch_size')}: bare TRL {bare:.1f}s "
+              f"({sft_steps / bare:.3f} steps/s), ours {ours:.1f}s ({sft_steps / ours:.3f} steps/s), ratio {bare / ours:.3f}")
     updates = math.ceil(episodes / p.ppo.args["per_device_train_batch_size"])
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        bare = bare_ppo(p, a)
+        bare, bare_setup = bare_ppo(p, a)
         ours, curve = ours_ppo(p, b)
-    print(f"PPO, {updates} updates (hybrid start): bare TRL {bare:.1f}s, ours {ours:.1f}s of which safety-curve "
-          f"scoring {curve:.1f}s; ratio without the curve {bare / (ours - curve):.3f}, with it {bare / ours:.3f}")
+    every = p.ppo.checkpoint_every or "never"
+    print(f"PPO, {updates} updates (hybrid start, checkpoint every {every}): bare TRL train() {bare:.1f}s "
+          f"({bare_setup:.1f}s with loading), ours {ours:.1f}s with loading, of which safety-curve scoring {curve:.1f}s; "
+          f"ratio without the curve {bare / (ours - curve):.3f} ({bare_setup / (ours - curve):.3f} counting loading "
+          f"on both sides), with it {bare / ours:.3f}")
