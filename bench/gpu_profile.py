@@ -8,7 +8,8 @@ beforehand), or `--shape NAME`: random weights in a named architecture with the 
 valid; what they say about safety is meaningless, and it is not reported.
 
 Usage (repository root; trl, datasets, peft, transformers installed; no MLflow, DVC or Prefect needed):
-    python bench/gpu_profile.py --shape r1-distill-qwen-1.5b --out gpu_profile.json
+    python bench/gpu_profile.py --shape r1-distill-qwen-1.5b --out gpu_profile.json   # params.yaml's steps, batch 8
+    python bench/gpu_profile.py --shape r1-distill-qwen-1.5b --batch 32 --ppo-episodes 256
     python bench/gpu_profile.py --model /models/DeepSeek-R1-Distill-Qwen-1.5B --sft-steps 50
 Runs in a temporary work directory (models/, checkpoints/), so the repository's models and metrics stay as they are.
 """
@@ -25,13 +26,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
-for k, v in {"HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ.setdefault(k, v)
 
 import torch  # noqa: E402
+from eval_throughput import batched_vs_single, bench_prompts  # noqa: E402
 
-from safealign.compute import ComputeMeter, gpu_peak_flops, money  # noqa: E402
+from safealign.compute import ComputeMeter, ModelShape, gpu_peak_flops, money  # noqa: E402
 from safealign.config import load_params  # noqa: E402
+from safealign.stages.common import ENV_DEFAULTS  # noqa: E402
+
+for k, v in ENV_DEFAULTS.items():  # offline and quiet, as every stage runs
+    os.environ.setdefault(k, v)
 
 # Architectures by name (config fields from the models' published config.json); the vocabulary is the tokenizer's.
 SHAPES = {
@@ -40,8 +44,6 @@ SHAPES = {
     "r1-distill-qwen-1.5b": ("qwen2", dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                                            num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=False,
                                            rope_theta=10000.0)),
-    "tiny": ("llama", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                           num_key_value_heads=2, tie_word_embeddings=True)),
 }  # fmt: skip
 
 
@@ -91,33 +93,23 @@ def row(stage: str, rec: dict, peak: float | None, params) -> dict:
     return r
 
 
-def generation_speed(model_dir: str, params, n: int, max_new_tokens: int, batch_size: int) -> dict:
-    from safealign.data import eval_items, load_benchmark
-    from safealign.generation import generate
+def generation_speed(model_dir: str, params, n: int) -> dict:
+    """Batched vs one-at-a-time generation (bench/eval_throughput.py's measurement) in bf16 on the GPU."""
     from safealign.models import device, load_policy
 
-    df = load_benchmark(params.data.dir, params.data.languages)
-    prompts = eval_items(df, params.data.languages, {"harmful": 2, "benign": 1}, params.seed)["prompt"].tolist()[:n]
     model, tok = load_policy(model_dir, device=device())
     if torch.cuda.is_available():
         model.to(torch.bfloat16)
-    generate(model, tok, prompts[:2], 4, 2)  # warm-up
-    times = {}
-    for bs in (batch_size, 1):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        generate(model, tok, prompts, max_new_tokens, bs, gen_kwargs={"min_new_tokens": max_new_tokens})
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times[bs] = time.perf_counter() - t
-    tokens = len(prompts) * max_new_tokens
-    out = {"prompts": len(prompts), "new_tokens_each": max_new_tokens, "batch_size": batch_size,
-           "batched_s": times[batch_size], "one_at_a_time_s": times[1], "speedup": times[1] / times[batch_size],
-           "batched_tokens_per_s": tokens / times[batch_size], "one_at_a_time_tokens_per_s": tokens / times[1]}  # fmt: skip
-    print(f"generation     {len(prompts)} prompts x {max_new_tokens} tokens: batch {batch_size} {times[batch_size]:.1f}s "
-          f"({out['batched_tokens_per_s']:.0f} tok/s), one at a time {times[1]:.1f}s, speed-up {out['speedup']:.1f}x",
-          flush=True)  # fmt: skip
+    out = batched_vs_single(model, tok, bench_prompts(params, n), params.evaluate.max_new_tokens,
+                            params.evaluate.batch_size, fixed_length=True)  # fmt: skip
+    tokens = out["prompts"] * out["new_tokens_each"]
+    out |= {
+        "batched_tokens_per_s": tokens / out["batched_s"],
+        "one_at_a_time_tokens_per_s": tokens / out["one_at_a_time_s"],
+    }
+    print(f"generation     {out['prompts']} prompts x {out['new_tokens_each']} tokens: batch {out['batch_size']} "
+          f"{out['batched_s']:.1f}s ({out['batched_tokens_per_s']:.0f} tok/s), one at a time {out['one_at_a_time_s']:.1f}s, "
+          f"speed-up {out['speedup']:.1f}x", flush=True)  # fmt: skip
     return out
 
 
@@ -127,17 +119,19 @@ def main() -> None:
     src.add_argument("--model", help="local safetensors model directory")
     src.add_argument("--shape", choices=sorted(SHAPES), help="random weights in this architecture")
     ap.add_argument("--tokenizer", default="models/base", help="tokenizer directory for --shape (default models/base)")
-    ap.add_argument("--sft-steps", type=int, default=20)
-    ap.add_argument("--reward-steps", type=int, default=10)
-    ap.add_argument("--ppo-episodes", type=int, default=32)
+    ap.add_argument("--sft-steps", type=int, default=None, help="default: params.yaml")
+    ap.add_argument("--reward-steps", type=int, default=None, help="default: params.yaml")
+    ap.add_argument("--ppo-episodes", type=int, default=None, help="default: params.yaml")
     ap.add_argument("--batch", type=int, default=None, help="per-device batch of every stage (default: params.yaml)")
-    ap.add_argument("--gen-prompts", type=int, default=64)
+    ap.add_argument("--gen-prompts", type=int, default=32)
     ap.add_argument("--out", default=None, help="write the profile as JSON here")
     a = ap.parse_args()
 
-    overrides = {"sft.args.max_steps": a.sft_steps, "reward.args.max_steps": a.reward_steps,
-                 "ppo.args.total_episodes": a.ppo_episodes, "ppo.checkpoint_every": 0, "curve.items_per_language": 0,
-                 "data.dir": str(REPO / "data/benchmark")}  # fmt: skip
+    overrides = {"ppo.checkpoint_every": 0, "curve.items_per_language": 0, "data.dir": str(REPO / "data/benchmark")}
+    for key, value in (("sft.args.max_steps", a.sft_steps), ("reward.args.max_steps", a.reward_steps),
+                       ("ppo.args.total_episodes", a.ppo_episodes)):  # fmt: skip
+        if value is not None:
+            overrides[key] = value
     if a.batch:
         overrides |= {"sft.args.per_device_train_batch_size": a.batch, "reward.args.per_device_train_batch_size": a.batch,
                       "ppo.args.per_device_train_batch_size": a.batch, "ppo.args.local_rollout_forward_batch_size": a.batch}  # fmt: skip
@@ -146,7 +140,6 @@ def main() -> None:
     model_dir = Path(a.model).resolve() if a.model else None
 
     from safealign.stages import ppo, reward, sft
-    from safealign.stages.common import ENV_DEFAULTS
 
     no_tracking(sft, reward, ppo)
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -156,7 +149,6 @@ def main() -> None:
     result: dict = {"device": name, "peak_bf16_flops": peak, "torch": torch.__version__, "stages": {}}
     with tempfile.TemporaryDirectory() as work:
         os.chdir(work)
-        os.environ.setdefault("HF_HUB_OFFLINE", ENV_DEFAULTS["HF_HUB_OFFLINE"])
         base = Path("models/base")
         t = time.perf_counter()
         if model_dir:
@@ -168,12 +160,10 @@ def main() -> None:
                 )
         else:
             build_shape(a.shape, tokenizer_dir, base)
-        from safealign.compute import ModelShape
-        from safealign.models import load_policy
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-        m, _ = load_policy(base)
-        shape = ModelShape.of(m)
-        del m
+        with torch.device("meta"):  # the shape without reading the weights a second time
+            shape = ModelShape.of(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base)))
         result["model"] = {"source": str(model_dir or f"shape:{a.shape}"), "params": shape.params,
                            "layers": shape.layers, "width": shape.width, "build_s": time.perf_counter() - t}  # fmt: skip
         print(f"model {result['model']['source']}: {shape.params / 1e6:.1f}M parameters, {shape.layers} layers, "
@@ -191,9 +181,10 @@ def main() -> None:
             }
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-        result["generation"] = generation_speed("models/sft", params, a.gen_prompts, params.evaluate.max_new_tokens,
-                                                params.evaluate.batch_size)  # fmt: skip
-    result["settings"] = {k: v for k, v in overrides.items() if k != "data.dir"}
+        result["generation"] = generation_speed("models/sft", params, a.gen_prompts)
+    result["settings"] = {k: v for k, v in overrides.items() if k != "data.dir"} | {
+        "sft.args.max_steps": params.sft.args["max_steps"], "reward.args.max_steps": params.reward.args["max_steps"],
+        "ppo.args.total_episodes": params.ppo.args["total_episodes"]}  # fmt: skip
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"wrote {a.out}")
