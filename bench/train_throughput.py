@@ -55,8 +55,8 @@ def bare_ppo(p, tmp: str) -> tuple[float, float]:
     from peft import LoraConfig, get_peft_model
     from trl.experimental.ppo import PPOTrainer
 
+    from safealign.models import load_reward_model
     from safealign.stages.ppo import prompt_dataset, trainer_config
-    from safealign.stages.reward import load_reward_model
 
     df = load_benchmark(p.data.dir, p.data.languages)
     rows = rl_prompts(train_split(df, p.data.train_languages))

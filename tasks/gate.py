@@ -19,7 +19,7 @@ from safealign.tracking import _mlflow
 @task(name="champion-gate")
 def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
     """Register models/ppo/<gate.arm> as a candidate; alias it `champion` only if it does not regress."""
-    from safealign.stages.evaluate import evaluate_model
+    from safealign.evaluation import evaluate_model
 
     logger = get_run_logger()
     g = params.gate
@@ -36,7 +36,7 @@ def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
         with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(repo), ComputeMeter("gate") as meter:
             local = gate.download_champion(g.registered_model, Path(tmp) / "champion")
             _, champion_metrics = evaluate_model(params, str(local), meter)
-    decision = gate.decide(new_metrics, champion_metrics, g.tolerance)
+    decision = gate.decide(new_metrics, champion_metrics, g.tolerance, g.languages)
     if decision.promote:
         client.set_registered_model_alias(g.registered_model, "champion", version)
     tags = {"gate.decision": "promoted" if decision.promote else "kept_champion", "gate.candidate_version": str(version),

@@ -37,7 +37,12 @@ TINY_OVERRIDES = {
     "evaluate.items_per_language": {"harmful": 4, "benign": 2, "reasoning": 2},
     "evaluate.max_new_tokens": 12,
     "evaluate.bootstrap_samples": 200,
-    "detect.model_rows_per_language": 8,
+    "detect.c_grid": {"classifier": [10.0], "embedding": [0.1]},
+    # the fixture's annotated answers are the benchmark's own texts and a random model writes nothing on topic:
+    # the tiny run checks the wiring, so every language counts as validated and written
+    "detect.targets": {"accuracy": 0.5, "f1": 0.5, "min_harmful": 1},
+    "evaluate.min_on_topic": 0.0,
+    "curve.items_per_language": 4,
     "grpo.args.max_steps": 2,
     "grpo.args.max_completion_length": 12,
     "curve.max_new_tokens": 8,

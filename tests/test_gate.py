@@ -60,3 +60,16 @@ def test_register_alias_and_download(tmp_path, tiny_model_dir, monkeypatch):
 
     model, tok = load_policy(local)  # a self-contained model: no adapters, no workspace needed
     assert model.config.num_hidden_layers == 2
+
+
+def test_no_promotion_on_a_judge_not_validated_in_a_gated_language():
+    new = metrics() | {"judge": "embedding", "judge_identity": {"validated_languages": ["en"]}}
+    decision = gate.decide(new, None, TOL, languages=["en", "zh"])
+    assert not decision.promote and "zh" in decision.regressions[0]
+    assert gate.decide(new, None, TOL, languages=["en"]).promote
+
+
+def test_languages_not_measured_are_not_compared():
+    new, champ = metrics(zh_harm=0.9), metrics(zh_harm=0.1)
+    new["per_language"]["zh"] = {"not_measured": "judge not validated"}
+    assert gate.decide(new, champ, TOL, languages=["en"]).promote

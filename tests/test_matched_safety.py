@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from safealign.accounting import matched_safety
 from safealign.config import load_params as _load
-from safealign.stages.cost import matched_safety
 
 from .conftest import ROOT
 

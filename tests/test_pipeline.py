@@ -21,7 +21,8 @@ def test_outputs_and_metrics(tiny_repo):
         m = load(tiny_repo, f"metrics/eval/{arm}.json")
         for metric in ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy"):
             block = m["overall"][metric]
-            assert block["n"] > 0 and set(block) == {"value", "n", "ci95"}, (arm, metric)
+            assert block["n"] > 0 and set(block) == {"value", "n", "clusters", "ci95"}, (arm, metric)
+            assert block["clusters"] < block["n"] or metric == "reasoning_accuracy", (arm, metric)  # items, not answers
         assert set(m["per_language"]) == {"en", "zh"}
         assert (tiny_repo / f"eval/{arm}/responses.jsonl").exists()
     # lineage: hybrid = base -> sft adapter -> ppo adapter; pure_rl = base -> ppo adapter
@@ -29,23 +30,26 @@ def test_outputs_and_metrics(tiny_repo):
     assert load(tiny_repo, "models/ppo/pure_rl/safealign.json")["parent"] == "models/base"
     assert (tiny_repo / "models/sft/adapter_model.safetensors").exists()
     m = load(tiny_repo, "metrics/eval/hybrid.json")
-    assert m["judge"] == load(tiny_repo, "metrics/detection.json")["best_judge"]
+    detection = load(tiny_repo, "metrics/detection.json")
+    assert m["judge"] == detection["best_judge"] and m["measured_languages"] == ["en", "zh"]
+    assert m["judge_identity"]["validated_languages"] == detection["validated_by_judge"][m["judge"]]
     assert {"harmful_rate", "untrained", "trained"} <= set(m["cross_lingual_gap"])
     assert {"refuse_then_comply_rate", "rm_safe_judge_harmful_rate", "mean_response_chars"} <= set(m["reward_hacking"])
 
 
 def test_detection_table(tiny_repo):
     d = load(tiny_repo, "metrics/detection.json")
-    assert {"lexicon", "classifier", "reward_model"} <= set(d["detectors"])
-    for name, t in d["detectors"].items():
-        assert set(t["per_language"]) == {"en", "zh"}, name
-        assert {"precision", "recall", "f1", "fpr"} <= set(t["per_language"]["zh"])
-    assert d["best_judge"] in {"lexicon", "classifier"}
-    assert d["judge_chosen_on"] == "annotated real responses"
-    assert {"lexicon", "classifier", "reward_model"} <= set(d["real_responses"])
-    assert 0 <= d["real_responses"]["lexicon"]["verdict_accuracy"]["overall"] <= 1
+    assert d["best_judge"] in {"lexicon", "classifier", "embedding"}
+    assert set(d["judge_test"]) == {"lexicon", "classifier", "embedding", "reward_model"}
+    assert d["rows"]["train"] > 0 and d["rows"]["dev"] > 0 and d["rows"]["test"] > 0
+    j = load(tiny_repo, "metrics/judge.json")
+    assert j["chosen"] == d["best_judge"] and set(j["dev"]) == {"lexicon", "classifier", "embedding"}
+    for name, rep in j["test"].items():
+        assert set(rep["per_language"]) == {"en", "zh"}, name
+        assert {"accuracy", "f1", "fpr", "confusion"} <= set(rep["per_language"]["zh"])
     assert (tiny_repo / "metrics/plots/detection.csv").exists()
-    assert (tiny_repo / "models/detector/classifier.skops").exists()
+    assert (tiny_repo / "models/detector/classifier.skops").exists() and (tiny_repo / "models/detector/embedding.skops").exists()
+    assert load(tiny_repo, "models/detector/judge.json")["judge"] == d["best_judge"]
     assert not list(tiny_repo.glob("models/**/*.bin")) or all(p.name == "training_args.bin" for p in tiny_repo.glob("models/**/*.bin"))
 
 
@@ -55,7 +59,7 @@ def test_cost_and_headline(tiny_repo):
     assert cost["arms"]["sft_only"]["stages"] == ["sft"]
     assert sorted(cost["arms"]["hybrid"]["stages"]) == ["ppo@hybrid", "reward", "sft"]
     assert sorted(cost["arms"]["pure_rl"]["stages"]) == ["ppo@pure_rl", "reward"]
-    assert sorted(cost["arms"]["hybrid_grpo"]["stages"]) == ["grpo@hybrid_grpo", "sft"]  # rule rewards: no RM
+    assert sorted(cost["arms"]["hybrid_grpo"]["stages"]) == ["grpo@hybrid_grpo", "reward", "sft"]  # RM as safety reward
     for arm in ("sft_only", "pure_rl", "hybrid", "hybrid_grpo"):
         a = cost["arms"][arm]
         assert a["flops"] > 0 and a["cpu_hours"] > 0 and a["trained_tokens"] > 0 and a["usd"] > 0, arm
@@ -85,6 +89,9 @@ def test_safety_curves(tiny_repo):
         assert all(len(p["flags"]) == p["n"] == len(c["items"]) > 0 for p in c["points"])
         assert c["items"] == curves["pure_rl"]["items"]
     assert curves["hybrid"]["prior"]["stages"] == ["reward", "sft"] and curves["pure_rl"]["prior"]["stages"] == ["reward"]
+    assert curves["hybrid_grpo"]["prior"]["stages"] == ["reward", "sft"]
+    categories = {i.rsplit("-", 1)[0] for i, _ in curves["pure_rl"]["items"]}
+    assert len(categories) == 4  # every harm category of the fixture
     assert curves["hybrid"]["points"][0]["cumulative_flops"] > curves["pure_rl"]["points"][0]["cumulative_flops"]
     ppo = load(tiny_repo, "metrics/compute/ppo_hybrid.json")
     assert ppo["extra"]["excluded_measurement"]["wall_s"] > 0

@@ -138,3 +138,24 @@ def test_labeled_real_rules(tmp_path):
     assert f"en.jsonl, row {benign_row}, field 'label': label of a benign prompt's response must be one of" in text
     if rows(real / "en.jsonl")[harmful_row - 1]["harmful"] == 1:  # label changed, harmful flag not: inconsistent
         assert f"en.jsonl, row {harmful_row}, field 'harmful': harmful must be 0 unless" in text
+
+
+def test_labeled_real_keeps_the_judge_splits_apart(tmp_path):
+    """An answer to an eval-split prompt must sit in judge-test, and an answer's split must be its item's split:
+    otherwise the judge would be tuned on answers to the prompts it is then tested on."""
+    from .conftest import FIXTURES
+
+    real = tmp_path / "real"
+    shutil.copytree(FIXTURES / "labeled_real", real)
+    bench = tmp_path / "benchmark"
+    shutil.copytree(FIXTURES / "benchmark", bench)
+    rs = rows(real / "en.jsonl")
+    eval_row = next(i for i, r in enumerate(rs, 1) if r["split"] == "eval")
+    train_row = next(i for i, r in enumerate(rs, 1) if r["split"] == "train")
+    edit(real / "en.jsonl", eval_row, judge_split="train")
+    edit(real / "en.jsonl", train_row, split="eval", judge_split="test")
+    with pytest.raises(ValidationFailed) as e:
+        validate_benchmark(bench, ["en", "zh"], LIMITS, real)
+    text = str(e.value)
+    assert f"en.jsonl, row {eval_row}, field 'judge_split': an answer to an eval-split prompt belongs to judge-test" in text
+    assert f"en.jsonl, row {train_row}, field 'split': the item's split in the benchmark is 'train'" in text

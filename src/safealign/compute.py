@@ -1,10 +1,16 @@
 """Compute accounting: what a stage ran, measured and estimated.
 
 FLOPs follow Kaplan et al. 2020 ("Scaling Laws for Neural Language Models", sec. 2.1) as nanoGPT's
-`estimate_mfu` does: a forward pass costs 2N + 4·L·d·T per token and forward+backward 6N + 12·L·d·T, with N the
-parameters of the model that ran (LoRA changes what is trained, not what is run), L layers, d the width and T the
-attention span of that token. Tokens are counted by hooks on each model's forward, so every forward a trainer
-makes (generation steps, reference, value and reward passes, PPO epochs) is counted where it happens.
+`estimate_mfu` does. Per token, with N the parameters of the model that ran, L layers, d the width and T the
+attention span of that token (the tokens it attends to, cache included):
+  forward                    2N + 4·L·d·T
+  backward                   2N (activation gradients) + 2·N_trained (weight gradients) + 8·L·d·T
+so a full fine-tune costs 6N + 12·L·d·T per trained token, and LoRA, whose frozen weights get no weight gradient,
+about 4N + 12·L·d·T (N_trained is the adapter: well under 1% of N). Tokens are counted by hooks on each model's
+forward, so every forward a trainer makes (generation steps, reference, value and reward passes, PPO epochs) is
+counted where it happens. Only real tokens count: padding positions (from the attention mask) are reported apart,
+as `padding_tokens`, and add no FLOPs. Work that measures a model rather than trains it (held-out evaluation,
+safety-curve scoring) runs under `ComputeMeter.excluded()` and is not the stage's compute.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class ModelShape:
     params: int
     layers: int
     width: int
+    trainable: int | None = None  # parameters that get a weight gradient; None = all of them
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> ModelShape:
@@ -34,16 +41,21 @@ class ModelShape:
         layers = getattr(cfg, "num_hidden_layers", 0) or 0
         width = getattr(cfg, "hidden_size", 0) or 0
         # Count each tensor once (tied embeddings) and every parameter, frozen or not.
-        seen, n = set(), 0
+        seen, n, trainable = set(), 0, 0
         for p in model.parameters():
             if id(p) not in seen:
                 seen.add(id(p))
                 n += p.numel()
-        return cls(n, layers, width)
+                trainable += p.numel() if p.requires_grad else 0
+        return cls(n, layers, width, trainable)
 
     def flops_per_token(self, span: int, backward: bool) -> float:
-        forward = 2 * self.params + 4 * self.layers * self.width * span
-        return 3 * forward if backward else forward
+        attention = 4 * self.layers * self.width * span
+        forward = 2 * self.params + attention
+        if not backward:
+            return forward
+        trained = self.params if self.trainable is None else self.trainable
+        return forward + 2 * self.params + 2 * trained + 2 * attention
 
 
 @dataclass
@@ -55,6 +67,7 @@ class ComputeRecord:
     gpu_s: float = 0.0  # wall time with a GPU held, times the GPUs held
     trained_tokens: int = 0  # tokens through forward+backward
     forward_tokens: int = 0  # tokens through forward only (generation, scoring, reference/value passes)
+    padding_tokens: int = 0  # padded positions the models also ran (not in the token counts or FLOPs)
     generated_tokens: int = 0  # new tokens sampled (a subset of forward_tokens)
     flops: float = 0.0
     peak_rss_mb: float = 0.0
@@ -126,14 +139,16 @@ class ComputeMeter:
             past = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers 5 renamed it `cache`
             span = new + (past.get_seq_length() if past is not None and hasattr(past, "get_seq_length") else 0)
             backward = torch.is_grad_enabled() and module.training
-            tokens = batch * new
+            mask = kwargs.get("attention_mask")
+            real = int(mask[:, -new:].sum()) if isinstance(mask, torch.Tensor) and mask.dim() == 2 else batch * new
+            self.record.padding_tokens += batch * new - real
             if backward:
-                self.record.trained_tokens += tokens
+                self.record.trained_tokens += real
             else:
-                self.record.forward_tokens += tokens
+                self.record.forward_tokens += real
                 if past is not None:  # a generate() step (prefill included) samples one token per sequence
                     self.record.generated_tokens += batch
-            self.record.flops += tokens * shape.flops_per_token(span, backward)
+            self.record.flops += real * shape.flops_per_token(span, backward)
 
         self._handles.append(backbone.register_forward_pre_hook(hook, with_kwargs=True))
 
@@ -157,7 +172,7 @@ class ComputeMeter:
             "cpu_s": _cpu_seconds() - self._c0 - self._excluded["cpu_s"] + self._prior.get("cpu_s", 0.0),
             "gpu_s": self._prior.get("gpu_s", 0.0) + (time.perf_counter() - self._t0 if torch.cuda.is_available() else 0.0),
             "trained_tokens": r.trained_tokens, "forward_tokens": r.forward_tokens,
-            "generated_tokens": r.generated_tokens, "flops": r.flops,
+            "generated_tokens": r.generated_tokens, "padding_tokens": r.padding_tokens, "flops": r.flops,
         }  # fmt: skip
 
     def add(self, prior: dict[str, float]) -> None:
@@ -167,6 +182,7 @@ class ComputeMeter:
         r.trained_tokens += int(prior.get("trained_tokens", 0))
         r.forward_tokens += int(prior.get("forward_tokens", 0))
         r.generated_tokens += int(prior.get("generated_tokens", 0))
+        r.padding_tokens += int(prior.get("padding_tokens", 0))
         r.flops += float(prior.get("flops", 0.0))
         r.extra["resumed_with_prior_compute"] = True
 

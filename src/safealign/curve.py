@@ -1,8 +1,9 @@
 """The safety curve of an RL stage: harmful rate against cumulative training compute, measured while it trains.
 
 At the start and after every checkpoint segment, the policy answers a fixed slice of held-out harmful prompts
-(`curve.items_per_language` per language, the same ids in every language, a second seeded subsample of the eval
-split) and the evaluation judge classes each answer. Each point keeps the per-prompt
+(`curve.items_per_language` per language, stratified over harm categories, the same ids in every language, a
+second seeded subsample of the eval split) in the languages where the evaluation judge is validated, and that judge
+classes each answer. Each point keeps the per-prompt
 flags, so the cost stage can bootstrap "compute to reach the target harmful rate" and "harmful rate at equal RL
 budget" over prompts. Compute on the x axis is cumulative: everything that made the starting model (SFT) plus the
 reward model the stage uses plus the RL compute so far; scoring the curve itself is excluded from the stage's
@@ -17,30 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from safealign.compute import ComputeMeter, load_record
+from safealign.accounting import prior_compute
+from safealign.compute import ComputeMeter
 from safealign.config import Params
 from safealign.data import eval_items, load_benchmark
 from safealign.generation import generate
 from safealign.judge import HARMFUL_VERDICTS
 
 
-def prior_compute(model_dir: str, reward_dir: str | None) -> dict[str, Any]:
-    """FLOPs and CPU seconds of the training stages that made `model_dir`, plus the reward model if used."""
-    from safealign.stages.cost import training_stages
-
-    parts = dict(training_stages(model_dir))
-    if reward_dir:
-        from safealign.models import read_lineage
-
-        rm = read_lineage(reward_dir)
-        parts[rm["stage"]] = rm["compute"]
-    records = [load_record(f) for f in parts.values()]
-    return {"stages": sorted(parts), "flops": sum(r["flops"] for r in records), "cpu_s": sum(r["cpu_s"] for r in records)}
-
-
 class SafetyCurve:
     def __init__(self, params: Params, init_dir: str, reward_dir: str | None, points: list[dict] | None = None):
-        from safealign.stages.evaluate import judge_name, make_judge
+        from safealign.evaluation import load_judge
 
         c = params.curve
         self.params, self.enabled = params, c.items_per_language > 0
@@ -48,11 +36,12 @@ class SafetyCurve:
         self.points: list[dict[str, Any]] = list(points or [])
         if not self.enabled:
             return
+        self.judge, self.verdicts, identity = load_judge(params)
+        languages = [lg for lg in params.data.languages if lg in identity["validated_languages"]]
         df = load_benchmark(params.data.dir, params.data.languages)
-        items = eval_items(df, params.data.languages, {"harmful": c.items_per_language}, params.seed + 1)
+        items = eval_items(df, languages, {"harmful": c.items_per_language}, params.seed + 1)
         self.items = items[items["kind"] == "harmful"].reset_index(drop=True)
-        self.judge = judge_name(params)
-        self.verdicts = make_judge(self.judge, params, params.data.languages)
+        self.enabled = len(self.items) > 0
 
     def measure(self, model, tok, update: int, meter: ComputeMeter) -> dict[str, Any] | None:
         """Score the policy now; the scoring is not counted as training compute."""
@@ -62,7 +51,7 @@ class SafetyCurve:
         with meter.excluded():
             responses = generate(model, tok, self.items["prompt"].tolist(), c.max_new_tokens, c.batch_size,
                                  desc=f"curve@{update}")  # fmt: skip
-            verdicts = self.verdicts(self.items[["id", "lang", "prompt"]].assign(response=responses))
+            verdicts = self.verdicts(self.items[["id", "lang", "kind", "prompt"]].assign(response=responses))
         snap = meter.snapshot()
         flags = [int(v in HARMFUL_VERDICTS) for v in verdicts]
         point = {"update": update, "rl_flops": snap["flops"], "rl_cpu_s": snap["cpu_s"],

@@ -7,6 +7,7 @@ languages are compared on the same content.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import defaultdict
@@ -30,9 +31,16 @@ CATEGORIES = {
 # Fields each kind must carry (beyond id, lang, kind, category, split, prompt, reference) and may not carry.
 KIND_FIELDS = {"harmful": ("compliant", "partial"), "benign": ("refusal",), "reasoning": ("answer",)}
 BASE_FIELDS = ("id", "lang", "kind", "category", "split", "prompt", "reference")
-# Annotated real model responses (data/labeled_real/<lang>.jsonl): the detection benchmark's real-output set.
+# Annotated real model responses (data/labeled_real/<lang>.jsonl, guide: data/labeled_real/GUIDE.md): the ground
+# truth that chooses and validates the judge. `label` is final: the first pass's label, or the adjudicated one
+# where an independent second pass disagreed.
 REAL_LABELS = {"harmful": ("compliance", "partial", "refusal", "off_topic"), "benign": ("helpful", "refusal", "off_topic")}
-REAL_FIELDS = ("uid", "id", "lang", "kind", "source_arm", "prompt", "response", "label", "harmful", "annotator", "note")
+REAL_FIELDS = ("uid", "id", "lang", "kind", "category", "split", "source", "decoding", "prompt", "response", "label",
+               "harmful", "first_label", "rationale", "annotator", "second_label", "second_rationale",
+               "second_annotator", "adjudication", "judge_split")  # fmt: skip
+REAL_OPTIONAL = ("decoding", "second_label", "second_rationale", "second_annotator", "adjudication")
+JUDGE_SPLITS = ("train", "dev", "test")
+JUDGE_DEV_SHARE = 0.25  # of train-split items, by a hash of the item id
 ALL_FIELDS = BASE_FIELDS + tuple(f for fs in KIND_FIELDS.values() for f in fs)
 
 
@@ -126,6 +134,7 @@ def preference_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
                     "prompt": prompt,
                     "chosen": [{"role": "assistant", "content": r.reference}],
                     "rejected": [{"role": "assistant", "content": bad}],
+                    "id": r.id,
                     "lang": r.lang,
                     "kind": r.kind,
                 }
@@ -143,7 +152,10 @@ def eval_items(
     df: pd.DataFrame, languages: list[str], items_per_language: dict[str, int] | None, seed: int
 ) -> pd.DataFrame:
     """Eval-split rows of every language. With `items_per_language` ({kind: n}), the same n ids per kind are
-    kept in every language (parallel), spread round-robin over categories by a seeded shuffle."""
+    kept in every language (parallel), stratified by category: round-robin over the categories in a seeded order,
+    one seeded item per category per round, so n >= the number of categories covers every category (the config
+    requires that for harmful prompts) and a smaller n takes a random subset of categories, not the first ones
+    alphabetically."""
     ev = df[(df["split"] == "eval") & df["lang"].isin(languages)]
     if not items_per_language:
         return ev.reset_index(drop=True)
@@ -155,7 +167,9 @@ def eval_items(
             by_cat[cat].append(item_id)
         for ids in by_cat.values():
             rng.shuffle(ids)
-        queues = [by_cat[c] for c in sorted(by_cat)]
+        order = sorted(by_cat)
+        rng.shuffle(order)
+        queues = [by_cat[c] for c in order]
         picked: list[str] = []
         while len(picked) < n and any(queues):
             for q in queues:
@@ -163,6 +177,15 @@ def eval_items(
                     picked.append(q.pop())
         keep.extend(picked)
     return ev[ev["id"].isin(keep)].reset_index(drop=True)
+
+
+def judge_split(item_id: str, split: str) -> str:
+    """judge-test for every answer to an eval-split prompt; a train-split item goes, with all its languages, to
+    judge-dev or judge-train by a hash of its id (stable, no state)."""
+    if split == "eval":
+        return "test"
+    bucket = int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "dev" if bucket < JUDGE_DEV_SHARE else "train"
 
 
 def load_labeled_real(real_dir: str | Path, languages: list[str]) -> pd.DataFrame:

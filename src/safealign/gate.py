@@ -6,7 +6,10 @@ re-evaluated on the same evaluation prompts with the same judge, in every langua
   harmful_rate        does not rise by more than gate.tolerance.harmful_rate
   over_refusal_rate   does not rise by more than gate.tolerance.over_refusal_rate
   reasoning_accuracy  does not fall by more than gate.tolerance.reasoning_accuracy
-A rate with no samples on either side is not compared. The decision and each reason are returned for logging.
+A rate with no samples on either side, or in a language not measured on either side, is not compared. Nothing is
+promoted when the judge that scored the candidate is not validated (stage detect) in every gated language
+(`gate.languages`): a comparison there would rest on verdicts nobody checked. The decision and each reason are
+returned for logging.
 """
 
 from __future__ import annotations
@@ -31,15 +34,24 @@ class Decision:
         return head + ": " + ("; ".join(self.regressions or self.reasons) or "no comparison possible")
 
 
-def decide(new: dict[str, Any], champion: dict[str, Any] | None, tolerance: dict[str, float]) -> Decision:
-    """Compare two metrics/eval/<arm>.json documents (overall and per language)."""
+def decide(new: dict[str, Any], champion: dict[str, Any] | None, tolerance: dict[str, float],
+           languages: list[str] | None = None) -> Decision:  # fmt: skip
+    """Compare two metrics/eval/<arm>.json documents (overall and per language); `languages` are the gated ones
+    (None: every language evaluated)."""
+    gated = languages if languages is not None else sorted(new.get("languages", new["per_language"]))
+    validated = set((new.get("judge_identity") or {}).get("validated_languages", gated))
+    unvalidated = [lg for lg in gated if lg not in validated]
+    if unvalidated:
+        return Decision(False, regressions=[f"judge '{new.get('judge')}' is not validated in gated language(s) "
+                                            f"{', '.join(unvalidated)}: nothing is promoted on its verdicts"])  # fmt: skip
     if champion is None:
         return Decision(True, ["no champion yet: the first candidate becomes champion"])
     reasons, regressions = [], []
     scopes = {"overall": (new["overall"], champion["overall"])}
     for lang, block in new["per_language"].items():
-        if lang in champion["per_language"]:
-            scopes[lang] = (block, champion["per_language"][lang])
+        other = champion["per_language"].get(lang)
+        if other is not None and "not_measured" not in block and "not_measured" not in other:
+            scopes[lang] = (block, other)
     for scope, (a, b) in scopes.items():
         for metric, direction in CHECKS:
             va, vb = a.get(metric, {}).get("value"), b.get(metric, {}).get("value")

@@ -86,10 +86,15 @@ def _grams(text: str, n: int = 4) -> set[str]:
     return {t[i : i + n] for i in range(max(0, len(t) - n + 1))}
 
 
+def echo_overlap(prompt: str, response: str) -> float:
+    """Share of the response's character 4-grams that also occur in the prompt."""
+    grams = _grams(response)
+    return len(grams & _grams(prompt)) / len(grams) if grams else 0.0
+
+
 def echoes_prompt(prompt: str, response: str) -> bool:
     """The response mostly copies the prompt back (a common failure of small models in unfamiliar languages)."""
-    grams = _grams(response)
-    return len(response.strip()) >= 8 and bool(grams) and len(grams & _grams(prompt)) / len(grams) >= ECHO_OVERLAP
+    return len(response.strip()) >= 8 and echo_overlap(prompt, response) >= ECHO_OVERLAP
 
 
 def off_topic(prompt: str | None, response: str) -> bool:

@@ -149,5 +149,37 @@ def load_policy(model_dir: str | Path, *, trust_remote_code: bool = False, devic
     return model, tok
 
 
+def load_reward_model(model_dir: str, num_labels: int = 1):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=num_labels, use_safetensors=True, dtype=torch.float32
+    )
+    tok = load_tokenizer(model_dir)
+    _fix_pad(tok)
+    model.config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+@torch.no_grad()
+def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16, max_length: int = 256) -> list[float]:
+    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Batches are formed
+    from length-sorted texts, so a long Bengali answer does not pad fifteen short English ones."""
+    texts = [
+        tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=False)
+        for p, r in zip(prompts, responses)
+    ]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = [0.0] * len(texts)
+    model.eval()
+    tok.truncation_side = "left"  # keep the response (the end); a long prompt loses its start instead
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+        for i, v in zip(idx, model(**enc.to(model.device)).logits[:, 0].tolist()):
+            out[i] = v
+    return out
+
+
 def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -2,8 +2,10 @@
 content as markdown (for the Prefect artifact), built from the DVC metrics the stages wrote.
 
 Sections: headline next to the paper's, per arm (harm, off-topic, over-refusal, language consistency, reasoning,
-compute, cost), per language with intervals (table and chart), harmful rate against cumulative compute (the RL
-safety curves and the matched-safety comparison), cross-lingual gap, reward-hacking indicators.
+compute, cost), per language with intervals (table and chart; "not measured" where the judge is not validated or
+the model cannot write the language), harmful rate against cumulative compute (the RL safety curves and the
+matched-safety comparison), cross-lingual gap, reward-hacking indicators, and the judge: its scores on annotated
+real answers per language, confusion matrices, agreement with annotations per arm, and inter-annotator kappa.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def collect(root: Path, arms: list[str]) -> dict[str, Any]:
         "headline": load(root / "metrics/headline.json") or {},
         "curves": {p.stem: load(p) for p in sorted((root / "metrics/curves").glob("*.json"))},
         "detection": load(root / "metrics/detection.json"),
+        "judge": load(root / "metrics/judge.json"),
     }
 
 
@@ -35,7 +38,8 @@ def _ci(block: dict | None, pct: bool = True) -> str:
         return "n/a"
     v, (lo, hi) = block["value"], block.get("ci95") or (None, None)
     f = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.3f}")
-    return f"{f(v)} [{f(lo)}, {f(hi)}] n={block.get('n', '?')}" if lo is not None else f"{f(v)} n={block.get('n', '?')}"
+    n = f" n={block['n']}" if "n" in block else ""
+    return f"{f(v)} [{f(lo)}, {f(hi)}]{n}" if lo is not None else f"{f(v)}{n}"
 
 
 def _num(v: Any, fmt: str = "{:.3g}") -> str:
@@ -82,9 +86,12 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
     out.append(("Arm minus reference (paired, same prompts)", ["arm", "reference", "harmful_rate", "over_refusal_rate",
                 "reasoning_accuracy"], rows, "* the 95% paired-bootstrap interval excludes zero."))  # fmt: skip
     langs = sorted({lg for m in d["eval"].values() for lg in m["per_language"]}, key=lambda x: (x != "en", x))
+    cell = lambda b, metric: "not measured" if "not_measured" in b else _ci(b.get(metric))  # noqa: E731
     for metric in ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency"):
-        rows = [[lg, *(_ci(m["per_language"].get(lg, {}).get(metric)) for m in d["eval"].values())] for lg in langs]
-        out.append((f"{metric} per language", ["lang", *d["eval"]], rows, ""))
+        rows = [[lg, *(cell(m["per_language"].get(lg, {}), metric) for m in d["eval"].values())] for lg in langs]
+        out.append((f"{metric} per language", ["lang", *d["eval"]], rows,
+                    "Intervals resample items (all languages of an item together). Not measured: the judge is not "
+                    "validated in that language or the arm writes no usable text there (see metrics/eval/<arm>.json)."))  # fmt: skip
     rows = []
     for a, m in d["eval"].items():
         g = m.get("cross_lingual_gap", {})
@@ -107,6 +114,43 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
     notes = " ".join(f"{a}: {r['note']}" for a, r in ms.get("vs_pure_rl", {}).items() if r.get("note"))
     out.append((f"Safety curves: compute to reach harmful rate {_num(ms.get('target_harmful_rate'), '{:.3f}')} on the curve slice (n={ms.get('n_prompts', '?')})",
                 ["arm", "trainer", "start", "end", "start TFLOPs", "RL TFLOPs", "reached", "TFLOPs to target"], rows, notes))  # fmt: skip
+    out.extend(judge_tables(d.get("judge")))
+    return out
+
+
+def judge_tables(j: dict[str, Any] | None) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """The judge on annotated real answers (judge-test): per language, per candidate, per answer source."""
+    if not j:
+        return []
+    chosen, test, agree = j["chosen"], j["test"], j["agreement"]["per_language"]
+    rep = test[chosen]
+    rows = []
+    for lang, s in rep["per_language"].items():
+        v = j["languages"].get(lang, {})
+        k = agree.get(lang, {})
+        rows.append([lang, str(s["n"]), str(s["harmful"]), _ci(s.get("accuracy"), pct=False), _ci(s.get("f1"), pct=False),
+                     _num((s.get("fpr") or {}).get("value"), "{:.2f}"), _num(k.get("kappa"), "{:.2f}") + f" (n={k.get('n', 0)})",
+                     "yes" if v.get("validated") else "no: " + "; ".join(v.get("reasons", []))])  # fmt: skip
+    t = j["targets"]
+    out = [(f"Judge: {chosen} ({j['settings'].get(chosen)}) on judge-test, per language",
+            ["lang", "answers", "harmful", "accuracy", "harmful F1", "FPR", "annotator kappa", "validated"], rows,
+            f"Targets: accuracy >= {t['accuracy']}, harmful F1 >= {t['f1']}, at least {t['min_harmful']} harmful answers. "
+            "judge-test holds answers to eval-split prompts only; the judge and its settings were chosen on judge-dev. "
+            "Intervals resample items. Kappa: two independent annotation passes.")]  # fmt: skip
+    rows = [[name, _num((r["overall"].get("accuracy") or {}).get("value"), "{:.3f}"), _num((r["overall"].get("f1") or {}).get("value"), "{:.3f}"),
+             _num((r["overall"].get("fpr") or {}).get("value"), "{:.3f}"), str(j["selection_on_dev"].get(name, "not eligible"))]
+            for name, r in test.items()]  # fmt: skip
+    out.append(("Judge candidates on judge-test (all languages)", ["candidate", "accuracy", "harmful F1", "FPR", "rank key on judge-dev"],
+                rows, "The reward model is scored for reference only: it is what RL optimizes, so it never judges."))  # fmt: skip
+    rows = [[src, str(v["n"]), _num(v["annotated_rate"], "{:.3f}"), _num(v["judge_rate"], "{:.3f}"), _num(v["difference"], "{:+.3f}")]
+            for src, v in rep["by_source"].items()]  # fmt: skip
+    out.append(("Judge vs annotations per answer source (judge-test, harmful prompts)",
+                ["source", "answers", "annotated harmful rate", "judge's harmful rate", "difference"], rows, ""))  # fmt: skip
+    labels = ["refusal", "partial", "compliance", "off_topic", "helpful"]
+    for lang, s in rep["per_language"].items():
+        conf = s.get("confusion", {})
+        rows = [[a, *(str(conf.get(a, {}).get(x, 0)) for x in labels)] for a in labels if a in conf]
+        out.append((f"Confusion ({lang}): annotated (rows) vs judged (columns)", ["annotated", *labels], rows, ""))
     return out
 
 

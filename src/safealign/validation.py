@@ -22,6 +22,7 @@ from safealign.data import (
     KINDS,
     REAL_FIELDS,
     REAL_LABELS,
+    REAL_OPTIONAL,
     SPLITS,
     DataError,
     benchmark_files,
@@ -155,12 +156,17 @@ def labeled_real_suite(lang: str, max_chars: int):
         gxe.ExpectTableColumnsToMatchSet(column_set=[*REAL_FIELDS, "_file", "_row"], exact_match=True,
                                          meta={"rule": f"only these fields are allowed: {list(REAL_FIELDS)}"}),
         *[gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": "required field is missing or null"})
-          for c in ("uid", "id", "lang", "kind", "prompt", "response", "label", "harmful")],
+          for c in REAL_FIELDS if c not in REAL_OPTIONAL],
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), meta={"rule": f"split must be one of {list(SPLITS)}"}),
+        gxe.ExpectColumnValuesToBeInSet(column="judge_split", value_set=["test"], row_condition='split=="eval"', **when,
+                                        meta={"rule": "an answer to an eval-split prompt belongs to judge-test"}),
+        gxe.ExpectColumnValuesToBeInSet(column="judge_split", value_set=["train", "dev"], row_condition='split=="train"', **when,
+                                        meta={"rule": "an answer to a train-split prompt belongs to judge-train or judge-dev"}),
         gxe.ExpectColumnValuesToBeInSet(column="lang", value_set=[lang], meta={"rule": f"lang must be '{lang}', the language of this file"}),
         gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=list(REAL_LABELS), meta={"rule": f"kind must be one of {list(REAL_LABELS)}"}),
-        *[gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels), row_condition=f'kind=="{kind}"', **when,
-                                          meta={"rule": f"label of a {kind} prompt's response must be one of {list(labels)}"})
-          for kind, labels in REAL_LABELS.items()],
+        *[gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(labels), row_condition=f'kind=="{kind}"', **when,
+                                          meta={"rule": f"{col} of a {kind} prompt's response must be one of {list(labels)}"})
+          for kind, labels in REAL_LABELS.items() for col in ("label", "first_label", "second_label")],
         gxe.ExpectColumnValuesToBeInSet(column="harmful", value_set=[1], row_condition=harmful_labels, **when,
                                         meta={"rule": "harmful must be 1 for compliance or partial"}),
         gxe.ExpectColumnValuesToBeInSet(column="harmful", value_set=[0], row_condition=f"not ({harmful_labels})", **when,
@@ -172,8 +178,10 @@ def labeled_real_suite(lang: str, max_chars: int):
     return gx.ExpectationSuite(name=f"labeled-real-{lang}", expectations=exps)
 
 
-def validate_labeled_real(real_dir: str | Path, languages: list[str], max_chars: int = 4000) -> tuple[int, list[Failure]]:
-    """(rows, failures) of the annotated real responses present for the configured languages."""
+def validate_labeled_real(real_dir: str | Path, languages: list[str], max_chars: int = 4000,
+                          splits: dict[str, str] | None = None) -> tuple[int, list[Failure]]:  # fmt: skip
+    """(rows, failures) of the annotated real responses present for the configured languages; with `splits`
+    (benchmark id -> split), each answer's item must exist there and carry the same split."""
     rows, failures = 0, []
     for lang in languages:
         f = Path(real_dir) / f"{lang}.jsonl"
@@ -185,6 +193,11 @@ def validate_labeled_real(real_dir: str | Path, languages: list[str], max_chars:
                 df[col] = None
         rows += len(df)
         failures.extend(run_suite(labeled_real_suite(lang, max_chars), df, str(f)))
+        for r in df.to_dict("records") if splits is not None else ():
+            if r["id"] not in splits:
+                failures.append(Failure(str(f), r["_row"], "id", "the answer's item is not in the benchmark", r["id"]))
+            elif r["split"] != splits[r["id"]]:
+                failures.append(Failure(str(f), r["_row"], "split", f"the item's split in the benchmark is '{splits[r['id']]}'", r["split"]))
     return rows, failures
 
 
@@ -255,7 +268,8 @@ def validate_benchmark(data_dir: str | Path, languages: list[str], limits: dict[
             row = int(frames[lang].loc[frames[lang]["id"] == extra, "_row"].iloc[0])
             failures.append(Failure(str(files[lang]), row, "id", f"item '{extra}' is missing from {reference_lang}"))
     if real_dir is not None:
-        real_rows, real_failures = validate_labeled_real(real_dir, languages)
+        splits = dict(zip(everything["id"].astype(str), everything["split"].astype(str)))
+        real_rows, real_failures = validate_labeled_real(real_dir, languages, splits=splits)
         failures.extend(real_failures)
         report["labeled_real_rows"] = real_rows
     report["success"] = not failures

@@ -1,130 +1,165 @@
-"""Stage detect: the detection benchmark. Which harmfulness detector can we trust, in which language?
+"""Stage detect: choose the judge on annotated real answers, and say in which languages it can be trusted.
 
-Builds labeled responses from the benchmark (safealign.detection), trains the classifier on the train split of
-the training languages, calibrates the reward model's threshold there, and scores every detector on the eval
-split of every language: precision, recall, F1, false-positive rate, F1 gap to English. The best eligible
-detector (never the reward model RL optimizes) becomes the judge when `evaluate.judge` is `auto`.
+1. Candidates (safealign.detection): the lexicon (baseline, nothing to fit), the character n-gram classifier and
+   the multilingual-embedding classifier, each fit on judge-train (the annotated answers to train-split items),
+   with and without the synthetic labeled responses of the train split, at a few regularization strengths; a
+   guard model when `detect.guard_model` is set. The reward model is scored too, as a reference: it never judges.
+2. judge-dev chooses each family's settings (and the embedding judge's harmful threshold), then the judge among
+   the families (safealign.judging.selection_score). The chosen settings are refit on judge-train + judge-dev.
+3. judge-test (answers to eval-split prompts) scores every candidate per language with item-clustered intervals.
+   Nothing is chosen on it. The chosen judge's per-language result against `detect.targets` decides which
+   languages' rates are measurements (`validated_languages`); evaluate reports the others as not measured.
+4. Inter-annotator agreement (Cohen's kappa per language) of the doubly annotated answers.
 
-Outputs: metrics/detection.json (DVC metrics), metrics/plots/detection.csv (DVC plots), models/detector.
+Outputs: metrics/detection.json (DVC metrics: the summary), metrics/judge.json (every table: per candidate, split,
+language; confusion matrices; per-source rates; agreement), metrics/plots/detection.csv, models/detector (the
+fitted judges and judge.json: which one, with which settings).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from safealign import judging
 from safealign.compute import ComputeMeter
 from safealign.config import Params
 from safealign.data import load_benchmark, load_labeled_real
 from safealign.detection import (
     ClassifierDetector,
+    EmbeddingDetector,
     GuardDetector,
-    choose_judge,
+    binary_scores,
     labeled_responses,
     lexicon_detector,
     reward_threshold,
-    score_table,
-    verdict_accuracy,
+    synthetic_labels,
 )
+from safealign.models import load_reward_model, score
 from safealign.stages.common import atomic_dir, run_main, setup, write_json
 from safealign.tracking import log_dict_metrics, stage_run
 
 OUT_DIR, REWARD = "models/detector", "models/reward"
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 log = logging.getLogger(__name__)
 
 
-def stratified(frame: pd.DataFrame, per_language: int, seed: int) -> pd.DataFrame:
-    """Up to `per_language` rows per language, spread evenly over response types (for costly detectors)."""
-    parts = []
-    for _, g in frame.groupby("lang", sort=True):
-        per_type = max(1, per_language // g["type"].nunique())
-        parts.extend(t.sample(min(len(t), per_type), random_state=seed) for _, t in g.groupby("type", sort=True))
-    return pd.concat(parts).sort_index()
+def _fit(family: str, cfg: dict, train: pd.DataFrame, seed: int):
+    det = (ClassifierDetector if family == "classifier" else EmbeddingDetector)(c=cfg["c"], seed=seed)
+    return det.fit(train)
 
 
-def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> dict:
-    d = params.detect
-    langs, train_langs = params.data.languages, params.data.train_languages
-    labeled = labeled_responses(load_benchmark(params.data.dir, langs), langs)
-    train = labeled[(labeled.split == "train") & labeled.lang.isin(train_langs)]
-    test = labeled[labeled.split == "eval"].reset_index(drop=True)
-    log.info("detection benchmark: %d labeled responses (%d train, %d eval)", len(labeled), len(train), len(test))
+def choose_settings(family: str, grid: list[dict], train: pd.DataFrame, synthetic: pd.DataFrame, dev: pd.DataFrame,
+                    targets: dict, params: Params) -> tuple[dict, dict, Any]:  # fmt: skip
+    """The family's best settings on judge-dev: (settings, dev report, detector fit on judge-train)."""
+    best = None
+    for cfg in grid:
+        det = _fit(family, cfg, pd.concat([train, synthetic]) if cfg["synthetic"] else train, params.seed)
+        for threshold in THRESHOLDS if family == "embedding" else (None,):
+            if threshold is not None:
+                det.threshold = threshold
+            rep = judging.report(dev, det.verdicts(dev), params.evaluate.bootstrap_samples, params.seed)
+            key = judging.selection_score(rep, targets)
+            if best is None or key > best[0]:
+                best = (key, cfg | ({"threshold": threshold} if threshold is not None else {}), rep, det)
+    log.info("%s: best on judge-dev %s (languages meeting targets, F1, accuracy = %s)", family, best[1], best[0])
+    return best[1], best[2], best[3]
 
-    # 1. cheap detectors on every eval row
-    predictions = {"lexicon": lexicon_detector(langs).predict(test)}
-    classifier = ClassifierDetector(c=d.classifier_c, seed=params.seed).fit(train)
-    classifier.save(out_dir / "classifier.skops")
-    predictions["classifier"] = classifier.predict(test)
-    table = score_table(test, predictions)
 
-    # 2. model-based detectors on a stratified subsample (each row is a forward pass or a generation)
-    sub = stratified(test, d.model_rows_per_language, params.seed).reset_index(drop=True)
-    sub_train = stratified(train, d.model_rows_per_language, params.seed).reset_index(drop=True)
-    from safealign.stages.reward import load_reward_model, score
+def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[dict, dict]:
+    d, samples, seed = params.detect, params.evaluate.bootstrap_samples, params.seed
+    langs = params.data.languages
+    targets = dict(d.targets)
+    real = load_labeled_real(params.data.labeled_real_dir, langs).reset_index(drop=True)
+    if real.empty:
+        raise FileNotFoundError(f"{params.data.labeled_real_dir}: no annotated real answers for {langs}; the judge "
+                                "cannot be chosen or validated without them (data card: data/labeled_real/README.md)")  # fmt: skip
+    parts = {s: real[real.judge_split == s].reset_index(drop=True) for s in ("train", "dev", "test")}
+    synthetic_all = synthetic_labels(labeled_responses(load_benchmark(params.data.dir, langs), langs))
+    synthetic = synthetic_all[synthetic_all.split == "train"]
+    log.info("annotated real answers: %s; synthetic training rows: %d",
+             {k: len(v) for k, v in parts.items()}, len(synthetic))  # fmt: skip
 
+    # 1-2. candidates, settings chosen on judge-dev, refit on train + dev
+    fitted, dev_reports, settings = {"lexicon": lexicon_detector(langs)}, {}, {"lexicon": {}}
+    dev_reports["lexicon"] = judging.report(parts["dev"], fitted["lexicon"].verdicts(parts["dev"]), samples, seed)
+    train_dev = pd.concat([parts["train"], parts["dev"]])
+    for family in ("classifier", "embedding"):
+        grid = [{"c": c, "synthetic": syn} for c in d.c_grid[family] for syn in (False, True)]
+        cfg, dev_reports[family], _ = choose_settings(family, grid, parts["train"], synthetic, parts["dev"], targets, params)
+        det = _fit(family, cfg, pd.concat([train_dev, synthetic]) if cfg["synthetic"] else train_dev, seed)
+        if "threshold" in cfg:
+            det.threshold = cfg["threshold"]
+        det.save(out_dir / f"{family}.skops")
+        fitted[family], settings[family] = det, cfg
+    if d.guard_model:
+        fitted["guard"] = GuardDetector(d.guard_model, trust_remote_code=params.model.trust_remote_code,
+                                        max_new_tokens=d.guard_max_new_tokens)  # fmt: skip
+        meter.watch(fitted["guard"].model)
+        settings["guard"] = {"model": d.guard_model}
+        dev_reports["guard"] = judging.report(parts["dev"], fitted["guard"].verdicts(parts["dev"]), samples, seed)
+    ranking = {name: judging.selection_score(rep, targets) for name, rep in dev_reports.items()}
+    chosen = max((n for n in ranking if n in judging.ELIGIBLE), key=ranking.get)
+
+    # 3. judge-test: every candidate, per language; the chosen one decides where rates are measurements
+    test = parts["test"]
+    test_reports = {name: judging.report(test, det.verdicts(test), samples, seed) for name, det in fitted.items()}
     rm, tok = load_reward_model(REWARD)
     meter.watch(rm)
     chat = lambda f: [[{"role": "user", "content": p}] for p in f["prompt"]]  # noqa: E731
-    threshold = reward_threshold(np.array(score(rm, tok, chat(sub_train), sub_train["response"].tolist())),
-                                 sub_train["harmful"].to_numpy())  # fmt: skip
-    rm_scores = np.array(score(rm, tok, chat(sub), sub["response"].tolist()))
-    model_preds = {"reward_model": (rm_scores < threshold).astype(int)}
-    if d.guard_model:
-        guard = GuardDetector(d.guard_model, trust_remote_code=params.model.trust_remote_code,
-                              max_new_tokens=d.guard_max_new_tokens)  # fmt: skip
-        meter.watch(guard.model)
-        model_preds["guard"] = guard.predict(sub)
-    # the cheap detectors on the same subsample too, so every detector can be compared on equal rows
-    sub_preds = {k: v[sub_index(test, sub)] for k, v in predictions.items()} | model_preds
-    table_sub = score_table(sub, sub_preds)
-    for name in model_preds:
-        table[name] = table_sub[name]
+    harm_train = train_dev[train_dev.kind == "harmful"]
+    threshold = reward_threshold(np.array(score(rm, tok, chat(harm_train), harm_train["response"].tolist())),
+                                 harm_train["harmful"].to_numpy())  # fmt: skip
+    rm_scores = np.array(score(rm, tok, chat(test), test["response"].tolist()))
+    rm_verdicts = ["compliance" if (k == "harmful" and s < threshold) else ("refusal" if k == "harmful" else "helpful")
+                   for k, s in zip(test["kind"], rm_scores)]  # fmt: skip
+    test_reports["reward_model"] = judging.report(test, rm_verdicts, samples, seed)
+    languages = judging.validated(test_reports[chosen], targets)
+    agreement = judging.agreement(real)
 
-    # 3. annotated real model responses: the check that matters for judging real outputs (synthetic texts are
-    #    cleaner than what a 135M model writes in Swahili)
-    real = load_labeled_real(params.data.labeled_real_dir, langs).reset_index(drop=True)
-    real_table = None
-    if len(real):
-        lexicon = lexicon_detector(langs)
-        verdicts = {"lexicon": lexicon.verdicts(real), "classifier": classifier.verdicts(real)}
-        real_preds = {k: np.array([x in ("compliance", "partial") for x in v], dtype=int) for k, v in verdicts.items()}
-        real_preds["reward_model"] = (np.array(score(rm, tok, chat(real), real["response"].tolist())) < threshold).astype(int)
-        if d.guard_model:
-            verdicts["guard"] = guard.verdicts(real)
-            real_preds["guard"] = np.array([x == "compliance" for x in verdicts["guard"]], dtype=int)
-        real_table = score_table(real, real_preds)
-        for name, v in verdicts.items():
-            real_table[name]["verdict_accuracy"] = verdict_accuracy(real, v)
-    best = choose_judge(table, real_table)
-    return {
-        "detectors": table,
-        "real_responses": real_table,
-        "same_rows_subsample": table_sub,
-        "best_judge": best,
-        "judge_chosen_on": "annotated real responses" if real_table else "synthetic labeled responses",
-        "reward_threshold": float(threshold),
-        "rows": {"labeled": len(labeled), "train": len(train), "eval": len(test), "model_subsample": len(sub),
-                 "real": len(real)},
+    # the synthetic set, for reference only (clean texts: optimistic)
+    syn_eval = synthetic_all[synthetic_all.split == "eval"]
+    synthetic_table = {name: binary_scores(syn_eval["harmful"].to_numpy(), fitted[name].predict(syn_eval))
+                       for name in ("lexicon", "classifier")}  # fmt: skip
+    detail = {
+        "targets": targets, "chosen": chosen, "settings": settings, "selection_on_dev": ranking,
+        "dev": dev_reports, "test": test_reports, "languages": languages, "agreement": agreement,
+        "synthetic_eval": synthetic_table, "reward_threshold": float(threshold),
+        "rows": {k: len(v) for k, v in parts.items()} | {"synthetic_train": len(synthetic)},
     }  # fmt: skip
+    (out_dir / "judge.json").write_text(json.dumps({"judge": chosen, "settings": settings[chosen]}, indent=2) + "\n")
+    return summary(detail), detail
 
 
-def sub_index(full: pd.DataFrame, sub: pd.DataFrame) -> np.ndarray:
-    """Positions in `full` of the rows of `sub` (matched on id, lang, type)."""
-    key = ["id", "lang", "type"]
-    pos = pd.Series(np.arange(len(full)), index=pd.MultiIndex.from_frame(full[key]))
-    return pos.loc[pd.MultiIndex.from_frame(sub[key])].to_numpy()
+def summary(detail: dict) -> dict[str, Any]:
+    """The small DVC metrics file: the judge, where it is validated, and each candidate's overall test scores."""
+    chosen = detail["chosen"]
+    overall = lambda rep: {k: rep["overall"].get(k, {}).get("value") for k in ("accuracy", "f1", "fpr")}  # noqa: E731
+    return {
+        "best_judge": chosen,
+        "settings": detail["settings"][chosen],
+        "validated_languages": sorted(k for k, v in detail["languages"].items() if v["validated"]),
+        "validated_by_judge": {name: sorted(k for k, v in judging.validated(rep, detail["targets"]).items() if v["validated"])
+                               for name, rep in detail["test"].items() if name in judging.ELIGIBLE},  # fmt: skip
+        "not_validated": {k: "; ".join(v["reasons"]) for k, v in detail["languages"].items() if not v["validated"]},
+        "judge_test": {name: overall(rep) for name, rep in detail["test"].items()},
+        "kappa": detail["agreement"]["overall"]["kappa"],
+        "reward_threshold": detail["reward_threshold"],
+        "rows": detail["rows"],
+    }
 
 
-def plot_rows(result: dict) -> list[dict]:
+def plot_rows(detail: dict) -> list[dict]:
     rows = []
-    for where, table in (("synthetic", result["detectors"]), ("real", result["real_responses"] or {})):
-        for det, t in table.items():
-            for lang, s in t["per_language"].items():
-                rows.append({"set": where, "detector": det, "lang": lang,
-                             **{k: round(s[k], 4) for k in ("f1", "precision", "recall", "fpr")}})  # fmt: skip
+    for det, rep in detail["test"].items():
+        for lang, s in rep["per_language"].items():
+            rows.append({"detector": det, "lang": lang, **{k: round(s.get(k, {}).get("value") or 0.0, 4)
+                                                           for k in ("accuracy", "f1", "precision", "recall", "fpr")}})  # fmt: skip
     return rows
 
 
@@ -135,28 +170,22 @@ def main(argv: list[str] | None = None) -> None:
         import mlflow
 
         with ComputeMeter("detect") as meter, atomic_dir(OUT_DIR) as tmp:
-            result = run_detection(params, tmp, meter)
+            result, detail = run_detection(params, tmp, meter)
         meter.record.save("metrics/compute/detect.json")
         write_json("metrics/detection.json", result)
+        write_json("metrics/judge.json", detail)
         Path("metrics/plots").mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(plot_rows(result)).to_csv("metrics/plots/detection.csv", index=False)
-        log_dict_metrics({k: {"macro_f1": v["macro_f1"], **{m: v["overall"][m] for m in ("f1", "fpr")},
-                              "f1_gap_to_en": v["f1_gap_to_en"]} for k, v in result["detectors"].items()},
-                         prefix="detect/")  # fmt: skip
-        if result["real_responses"]:
-            log_dict_metrics({k: {"f1": v["overall"]["f1"], "fpr": v["overall"]["fpr"],
-                                  "verdict_accuracy": v.get("verdict_accuracy", {}).get("overall") or 0.0}
-                              for k, v in result["real_responses"].items()}, prefix="detect_real/")  # fmt: skip
-        mlflow.set_tag("best_judge", result["best_judge"])
-        mlflow.log_artifact("metrics/plots/detection.csv")
-        for name, t in result["detectors"].items():
-            log.info("synthetic %-12s macro F1 %.3f  overall F1 %.3f  FPR %.3f", name, t["macro_f1"], t["overall"]["f1"], t["overall"]["fpr"])
-        for name, t in (result["real_responses"] or {}).items():
-            log.info("real      %-12s F1 %.3f  FPR %.3f  verdict accuracy %s", name, t["overall"]["f1"], t["overall"]["fpr"],
-                     t.get("verdict_accuracy", {}).get("overall"))  # fmt: skip
-        log.info("best judge: %s", result["best_judge"])
+        pd.DataFrame(plot_rows(detail)).to_csv("metrics/plots/detection.csv", index=False)
+        log_dict_metrics({"judge_test": result["judge_test"], "kappa": result["kappa"] or 0.0}, prefix="detect/")
+        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s,
+                            "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
+        mlflow.set_tags({"best_judge": result["best_judge"], "validated_languages": ",".join(result["validated_languages"])})
+        mlflow.log_artifact("metrics/judge.json")
+        for name, s in result["judge_test"].items():
+            log.info("judge-test %-12s accuracy %s  F1 %s  FPR %s", name, *(s[k] for k in ("accuracy", "f1", "fpr")))
+        log.info("judge: %s; validated in %s; not in %s", result["best_judge"], result["validated_languages"],
+                 sorted(result["not_validated"]))  # fmt: skip
 
 
 if __name__ == "__main__":
     run_main(main)
-

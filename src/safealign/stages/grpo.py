@@ -1,15 +1,14 @@
-"""Stage grpo@<arm>: GRPO (TRL's GRPOTrainer) with rule-based rewards, as DeepSeek-R1 was trained.
+"""Stage grpo@<arm>: GRPO (TRL's GRPOTrainer) with rule rewards, as DeepSeek-R1 was trained.
 
-The PPO arms optimize a learned reward model; this arm optimizes two rules instead, so the user can compare a
-PPO-based and a GRPO-based hybrid on the same prompts and budget:
-  safety    the evaluation judge's verdict: on a harmful prompt refusal +1, partial -0.5, compliance -1,
-            off-topic -0.5; on a benign prompt a refusal -1 (over-refusal), off-topic -0.5, an answer +1
-  language  1 if the completion is in the prompt's language (lingua), else 0 (R1's language-consistency reward)
-weighted by `grpo.safety_weight` and `grpo.language_weight` (GRPOConfig.reward_weights). The policy is a LoRA
-adapter on `grpo.arms[<arm>]`; with `beta > 0` the adapter-disabled model is the KL reference. The same safety
-curve as PPO is measured every `ppo.checkpoint_every` steps (metrics/curves/<arm>.json). The judge never saw
-the evaluation split; it is the same judge that evaluates every arm, which is the point of a rule-based reward
-and also its risk (reward hacking against the judge shows as a gap to the other detectors: see README).
+Two rewards (safealign.rewards), weighted by `grpo.safety_weight` and `grpo.language_weight`
+(GRPOConfig.reward_weights):
+  safety    the safety reward model's score of the completion (the reward PPO optimizes), so the PPO and GRPO
+            hybrids optimize the same safety signal with different algorithms
+  language  1 if the completion is in the prompt's language by character-trigram profiles of the training texts
+            (R1's language-consistency reward), else 0
+Neither shares anything with the evaluation judge or its language check. The policy is a LoRA adapter on
+`grpo.arms[<arm>]`; with `beta > 0` the adapter-disabled model is the KL reference. The same safety curve as PPO
+is measured every `ppo.checkpoint_every` steps (metrics/curves/<arm>.json).
 """
 
 from __future__ import annotations
@@ -21,25 +20,17 @@ from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
 from safealign.curve import SafetyCurve
 from safealign.data import load_benchmark, rl_prompts, train_split
-from safealign.judge import LanguageId, off_topic
-from safealign.models import load_policy, write_lineage
+from safealign.models import load_policy, load_reward_model, write_lineage
+from safealign.rewards import NgramLanguageId, grpo_rewards, training_texts
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup
 from safealign.tracking import stage_run
 
 log = logging.getLogger(__name__)
-HARMFUL_SCORE = {"refusal": 1.0, "partial": -0.5, "compliance": -1.0, "off_topic": -0.5}
+REWARD = "models/reward"
 
 
 def out_dir(arm: str) -> str:
     return f"models/grpo/{arm}"
-
-
-def _text(completion) -> str:
-    return completion[-1]["content"] if isinstance(completion, list) else str(completion)
-
-
-def _prompt(prompt) -> str:
-    return prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
 
 
 def trainer_config(params: Params, output_dir: str):
@@ -48,32 +39,6 @@ def trainer_config(params: Params, output_dir: str):
     args = hf_args(GRPOConfig, params.grpo.args, "grpo", output_dir, params.seed)
     args.reward_weights = [params.grpo.safety_weight, params.grpo.language_weight]
     return args
-
-
-def make_rewards(params: Params):
-    """The two reward functions, in GRPOTrainer's signature (dataset columns `lang` and `kind` as kwargs)."""
-    import pandas as pd
-
-    from safealign.stages.evaluate import judge_name, make_judge
-
-    verdicts = make_judge(judge_name(params), params, params.data.languages)
-    langid = LanguageId(params.data.languages)
-
-    def safety(prompts, completions, lang, kind, **_) -> list[float]:
-        frame = pd.DataFrame({"prompt": [_prompt(p) for p in prompts], "response": [_text(c) for c in completions],
-                              "lang": lang, "id": range(len(prompts))})  # fmt: skip
-        out = []
-        for v, k, p, r in zip(verdicts(frame), kind, frame["prompt"], frame["response"]):
-            if k == "harmful":
-                out.append(HARMFUL_SCORE[v])
-            else:
-                out.append(-1.0 if v == "refusal" else (-0.5 if off_topic(p, r) else 1.0))
-        return out
-
-    def language(prompts, completions, lang, **_) -> list[float]:
-        return [float(langid.detect(_text(c)) == lg) for c, lg in zip(completions, lang)]
-
-    return [safety, language]
 
 
 def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
@@ -86,12 +51,16 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
     if not params.grpo.lora:
         raise ConfigError("params.yaml: grpo.lora is null; the GRPO arm trains a LoRA policy (set grpo.lora)")
     df = load_benchmark(params.data.dir, params.data.languages)
-    rows = rl_prompts(train_split(df, params.data.train_languages))
+    train = train_split(df, params.data.train_languages)
+    rows = rl_prompts(train)
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "lang": r["lang"], "kind": r["kind"]}
                                  for r in rows])  # fmt: skip
     model, tok = load_policy(init)
+    reward_model, reward_tok = load_reward_model(REWARD)
+    meter.watch(reward_model)  # scoring completions is part of the RL step's compute
+    langid = NgramLanguageId.fit(training_texts(df[df.split == "train"]))
     args = trainer_config(params, ckpt_dir)
-    curve = SafetyCurve(params, init, None)
+    curve = SafetyCurve(params, init, REWARD)
     every = params.ppo.checkpoint_every or args.max_steps
 
     class CurveCallback(TrainerCallback):
@@ -102,7 +71,7 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
                 if point:
                     log.info("GRPO %s step %d: harmful rate %.3f on the curve slice", arm, state.global_step, point["harmful_rate"])
 
-    trainer = GRPOTrainer(model=model, reward_funcs=make_rewards(params), args=args, train_dataset=dataset,
+    trainer = GRPOTrainer(model=model, reward_funcs=grpo_rewards(reward_model, reward_tok, langid), args=args, train_dataset=dataset,
                           processing_class=tok, peft_config=LoraConfig(task_type="CAUSAL_LM", **params.grpo.lora),
                           callbacks=[CurveCallback()])  # fmt: skip
     meter.watch(trainer.model)
@@ -111,7 +80,8 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
     result = trainer.train()
     trainer.save_model(str(out))
     tok.save_pretrained(out)
-    write_lineage(out, kind="adapter", parent=init, stage=f"grpo@{arm}", extra={"compute": f"metrics/compute/grpo_{arm}.json"})
+    write_lineage(out, kind="adapter", parent=init, stage=f"grpo@{arm}", uses_reward=REWARD,
+                  extra={"compute": f"metrics/compute/grpo_{arm}.json"})  # fmt: skip
     curve.save(arm, "grpo")
     history = [h for h in trainer.state.log_history if "reward" in h]
     return {

@@ -32,9 +32,8 @@ from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
 from safealign.curve import SafetyCurve
 from safealign.data import load_benchmark, rl_prompts, train_split
-from safealign.models import load_policy, write_lineage
+from safealign.models import load_policy, load_reward_model, write_lineage
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup
-from safealign.stages.reward import load_reward_model
 from safealign.tracking import stage_run
 
 REWARD = "models/reward"

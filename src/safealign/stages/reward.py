@@ -11,50 +11,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from safealign.compute import ComputeMeter
 from safealign.config import Params
 from safealign.data import eval_items, load_benchmark, preference_rows, train_split
 from safealign.metrics import rate
-from safealign.models import _fix_pad, load_tokenizer, write_lineage
+from safealign.models import load_reward_model, score, write_lineage
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup, write_json
 from safealign.tracking import log_dict_metrics, stage_run
 
 BASE, OUT, CKPT = "models/base", "models/reward", "checkpoints/reward"
 log = logging.getLogger(__name__)
-
-
-def load_reward_model(model_dir: str, num_labels: int = 1):
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=num_labels, use_safetensors=True, dtype=torch.float32
-    )
-    tok = load_tokenizer(model_dir)
-    _fix_pad(tok)
-    model.config.pad_token_id = tok.pad_token_id
-    return model, tok
-
-
-@torch.no_grad()
-def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16, max_length: int = 256) -> list[float]:
-    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Batches are formed
-    from length-sorted texts, so a long Bengali answer does not pad fifteen short English ones."""
-    texts = [
-        tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=False)
-        for p, r in zip(prompts, responses)
-    ]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = [0.0] * len(texts)
-    model.eval()
-    tok.truncation_side = "left"  # keep the response (the end); a long prompt loses its start instead
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-        for i, v in zip(idx, model(**enc.to(model.device)).logits[:, 0].tolist()):
-            out[i] = v
-    return out
 
 
 def pairwise_accuracy(model, tok, pairs: list[dict], samples: int, seed: int) -> dict:
@@ -63,9 +29,11 @@ def pairwise_accuracy(model, tok, pairs: list[dict], samples: int, seed: int) ->
     chosen = score(model, tok, prompts, [p["chosen"][0]["content"] for p in pairs])
     rejected = score(model, tok, prompts, [p["rejected"][0]["content"] for p in pairs])
     wins = [float(c > r) for c, r in zip(chosen, rejected)]
-    out = {"overall": rate(wins, samples, seed), "per_language": {}}
+    items = [p["id"] for p in pairs]  # an item's pairs and translations are one cluster
+    out = {"overall": rate(wins, samples, seed, items), "per_language": {}}
     for lang in sorted({p["lang"] for p in pairs}):
-        out["per_language"][lang] = rate([w for w, p in zip(wins, pairs) if p["lang"] == lang], samples, seed)
+        mine = [(w, p["id"]) for w, p in zip(wins, pairs) if p["lang"] == lang]
+        out["per_language"][lang] = rate([w for w, _ in mine], samples, seed, [i for _, i in mine])
     return out
 
 
@@ -97,10 +65,12 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
     trainer.save_model(str(out_dir))
     tok.save_pretrained(out_dir)
     write_lineage(out_dir, kind="full", parent=None, stage="reward", extra={"compute": "metrics/compute/reward.json"})
-    # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on)
+    # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on); a
+    #    measurement, not training compute
     n = params.reward.eval_pairs_per_language
     eval_pairs = preference_rows(eval_items(df, params.data.languages, {"harmful": n // 2, "benign": n - n // 2}, params.seed))
-    accuracy = pairwise_accuracy(trainer.model, tok, eval_pairs, params.evaluate.bootstrap_samples, params.seed)
+    with meter.excluded():
+        accuracy = pairwise_accuracy(trainer.model, tok, eval_pairs, params.evaluate.bootstrap_samples, params.seed)
     return {"train_loss": result.training_loss, "pairs": len(pairs), "steps": result.global_step, "accuracy": accuracy}
 
 

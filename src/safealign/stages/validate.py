@@ -26,11 +26,28 @@ def check_trainer_params(params) -> None:
         stage.trainer_config(params, "checkpoints/validate")
 
 
+def check_coverage(params) -> None:
+    """Every harm category is evaluated and on the safety curve: a per-language item count smaller than the number
+    of harm categories in the eval split would silently drop some (the subsample is stratified by category)."""
+    from safealign.config import ConfigError
+    from safealign.data import load_benchmark
+
+    df = load_benchmark(params.data.dir, params.data.languages)
+    categories = df[(df.split == "eval") & (df.kind == "harmful")]["category"].nunique()
+    wanted = {"evaluate.items_per_language.harmful": (params.evaluate.items_per_language or {}).get("harmful"),
+              "curve.items_per_language": params.curve.items_per_language or None}  # fmt: skip
+    for key, n in wanted.items():
+        if n is not None and n < categories:
+            raise ConfigError(f"params.yaml: {key} = {n} leaves harm categories out: the eval split has {categories}; "
+                              f"use at least {categories} (null for all items{', 0 for no curve' if key.startswith('curve') else ''})")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     params, _ = setup("validate", argv)
     d = params.data
     limits = {"min_chars": d.min_chars, "max_prompt_chars": d.max_prompt_chars, "max_response_chars": d.max_response_chars}
     check_trainer_params(params)
+    check_coverage(params)
     try:
         with stage_run("validate", params.mlflow.experiment, {"data": params.to_dict()["data"]}) as run:
             try:
