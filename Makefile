@@ -36,6 +36,9 @@ data: setup  ## check out the versioned data (data.dvc) from the DVC cache or th
 run: data  ## the whole experiment on the default profile as one Prefect flow run over the DVC stages
 	$(PY) -m flows.hybrid_train
 
+tiny: data  ## the whole pipeline on the named experiment `tiny` (random 2-layer model, 2 languages) as one flow run
+	$(PY) -m flows.hybrid_train --experiment tiny
+
 repro: data  ## the same experiment as a plain `dvc repro`
 	$(BIN)/dvc repro
 
@@ -45,4 +48,4 @@ test: setup  ## the test suite (fast: tiny random models; slow real-model tests 
 lint: setup  ## ruff
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-.PHONY: help setup data run repro test lint
+.PHONY: help setup data run tiny repro test lint

@@ -10,17 +10,21 @@ apply to params.yaml for this run only; they are recorded on the MLflow parent r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Failed
+from prefect.utilities.annotations import quote
 
-from safealign.config import load_params, set_dotted
+from safealign import experiments
+from safealign.config import ConfigError, Params, load_params, set_dotted
+from safealign.data import DataError
 from safealign.runlock import run_lock
 from safealign.tracking import PARENT_ENV
 from tasks import steps
@@ -41,20 +45,37 @@ PER_ARM = {"ppo", "evaluate"}
 REPO = Path(__file__).resolve().parent.parent
 
 
+def check_run(repo: Path, overrides: dict[str, Any]) -> Params:
+    """Everything that can be checked before a run touches anything: params.yaml with the overrides applied
+    (unknown keys, types, ranges), every trainer's `args` against its TRL config, and the evaluation's coverage of
+    the data. Raises ConfigError or DataError naming the key."""
+    from safealign.stages.validate import check_coverage, check_trainer_params
+
+    params = load_params(repo / "params.yaml", overrides)
+    with contextlib.chdir(repo):
+        check_trainer_params(params)
+        check_coverage(params)
+    return params
+
+
 @contextmanager
 def params_overrides(repo: Path, overrides: dict[str, Any]):
-    """Apply dotted-key overrides to params.yaml for the duration of the run (validated first), then restore."""
+    """Apply dotted-key overrides to params.yaml for the duration of the run (checked first by check_run), then
+    restore the file byte for byte. Written with ruamel (YAML 1.2, comments kept), as `dvc exp run -S` does."""
+    from ruamel.yaml import YAML
+
     path = repo / "params.yaml"
     if not overrides:
         yield
         return
-    load_params(path, overrides)  # a bad key or type fails here, before anything runs
     backup = path.with_name("params.yaml.before-override")
     shutil.copy2(path, backup)
-    tree = yaml.safe_load(path.read_text())
+    yml = YAML()
+    tree = yml.load(path.read_text())
     for key, value in overrides.items():
         set_dotted(tree, key, value)
-    path.write_text(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
+    with path.open("w") as fh:
+        yml.dump(tree, fh)
     try:
         yield
     finally:
@@ -63,16 +84,23 @@ def params_overrides(repo: Path, overrides: dict[str, Any]):
 
 @flow(name="hybrid-train", log_prints=True)
 def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, repo_dir: str | None = None,
-                 ingest: bool = False, gate: bool = False) -> dict:  # fmt: skip
+                 ingest: bool = False, gate: bool = False, experiment: str | None = None) -> dict:  # fmt: skip
     """Validate data, SFT, reward model, PPO per RL arm, evaluate every arm, account cost; publish a summary.
 
-    The nightly deployment sets `ingest` (pull new red-team files from the S3 drop into data/ first; a night with
+    `experiment` names a file of overrides (configs/experiments/<name>.yaml, e.g. `tiny`); `overrides` win over
+    it. The nightly deployment sets `ingest` (pull new red-team files from the S3 drop into data/ first; a night with
     nothing new and nothing out of date trains nothing) and `gate` (promote the new hybrid to the registry alias
     `champion` only if it does not regress). One run at a time per checkout.
     """
     logger = get_run_logger()
     repo = Path(repo_dir).resolve() if repo_dir else REPO
-    overrides = overrides or {}
+    try:  # before the lock, the MLflow run, any file write or any stage
+        overrides = (experiments.overrides(experiment, repo) if experiment else {}) | (overrides or {})
+        check_run(repo, overrides)
+    except (ConfigError, DataError) as e:
+        message = f"rejected before anything ran: {e}"
+        logger.error(message)
+        return Failed(message=message)
     with run_lock(repo), params_overrides(repo, overrides):
         params = load_params(repo / "params.yaml")
         ingested: dict = {}
@@ -89,6 +117,7 @@ def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, r
 
         tags = {"launched_by": "prefect", "prefect_flow_run_id": str(flow_run.id or ""),
                 "prefect_deployment": str(deployment.name or "none"), "overrides": json.dumps(overrides),
+                "experiment": experiment or "none",
                 "ingested_files": str(len(ingested.get("files", [])))}  # fmt: skip
         parent = start_parent(params.mlflow.experiment, f"hybrid-train-{flow_run.name or 'local'}", tags)
         env = {PARENT_ENV: parent, "PREFECT__FLOW_RUN_ID": tags["prefect_flow_run_id"]}
@@ -96,25 +125,30 @@ def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, r
         ran: dict[str, bool] = {}
         gate_result = None
         try:
-            for stage in steps.stage_order(repo):
+            # one task per stage, wired to the stages it reads from (the Prefect graph is dvc.yaml's graph); run
+            # one at a time: DVC holds a lock on the repository while a stage runs
+            futures: dict[str, Any] = {}
+            for stage, upstream in steps.stage_graph(repo).items():
                 kind = stage.split("@")[0]
-                step = TASKS.get(kind)
-                if step is None:
-                    ran[stage] = steps.other_stage(stage, repo, env, force)
-                elif kind in PER_ARM:
-                    ran[stage] = step(stage, repo, env, force)
-                else:
-                    ran[stage] = step(repo, env, force)
+                step = TASKS.get(kind, steps.other_stage)
+                args = (stage,) if kind in PER_ARM or step is steps.other_stage else ()
+                future = step.submit(*args, repo, quote(env), force, wait_for=[futures[u] for u in upstream if u in futures])
+                ran[stage] = future.result()
+                futures[stage] = future
             if gate:
                 gate_result = champion_gate(repo, params, parent)
         except BaseException:
             end_parent(parent, "FAILED")
             raise
-        summary = publish_summary(repo, list(params.evaluate.arms), ran)
+        summary = publish_summary(repo, list(params.evaluate.arms), ran, parent)
         end_parent(parent, "FINISHED")
     return {"mlflow_parent_run_id": parent, "stages_run": ran, "summary": summary, "gate": gate_result,
             "ingested": ingested}  # fmt: skip
 
 
 if __name__ == "__main__":
-    hybrid_train()
+    import argparse
+
+    cli = argparse.ArgumentParser(prog="python -m flows.hybrid_train", description="one hybrid-train run, in-process")
+    cli.add_argument("--experiment", help="a named experiment (configs/experiments/<name>.yaml), e.g. tiny")
+    hybrid_train(experiment=cli.parse_args().experiment)

@@ -14,13 +14,20 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 
-def stage_order(repo: Path) -> list[str]:
-    """Stage names in DVC's own execution order (the post-order walk `dvc repro` uses)."""
+def stage_graph(repo: Path) -> dict[str, list[str]]:
+    """{stage: the stages it depends on}, in DVC's own execution order (the post-order walk `dvc repro` uses).
+    DVC's graph has an edge from each stage to the stages whose outputs it reads."""
     from dvc.repo import Repo
     from dvc.repo.reproduce import plan_repro
 
     with Repo(str(repo)) as r:
-        return [s.name for s in plan_repro(r.index.graph) if getattr(s, "cmd", None)]
+        graph = r.index.graph
+        order = [s for s in plan_repro(graph) if getattr(s, "cmd", None)]
+        return {s.name: sorted(d.name for d in graph.successors(s) if getattr(d, "cmd", None)) for s in order}
+
+
+def stage_order(repo: Path) -> list[str]:
+    return list(stage_graph(repo))
 
 
 def repro(stage: str, repo: Path, env: dict[str, str], force: bool = False) -> bool:

@@ -27,37 +27,48 @@ def end_parent(run_id: str, status: str, tags: dict[str, str] | None = None) -> 
     tracking.end_parent(run_id, status, tags)
 
 
-def _fmt(block: dict[str, Any] | None) -> str:
+def _fmt(block: dict[str, Any] | None, pct: bool = True) -> str:
     if not block or block.get("value") is None:
         return "n/a"
-    lo, hi = block["ci95"]
-    return f"{block['value']:.2f} [{lo:.2f}, {hi:.2f}] (n={block['n']})"
+    f = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")
+    lo, hi = block.get("ci95") or (None, None)
+    return f"{f(block['value'])} [{f(lo)}, {f(hi)}]" if lo is not None else f(block["value"])
+
+
+def summary_markdown(repo: Path, arms: list[str], ran: dict[str, bool], report_link: str | None = None) -> str:
+    """The run at a glance: the headline (a few lines), one row per arm, then where the full report is."""
+    head = json.loads((repo / "metrics/headline.json").read_text()) if (repo / "metrics/headline.json").exists() else {}
+    ms = head.get("matched_safety", {}).get("vs_pure_rl", {}).get("hybrid", {})
+    pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+    ci = lambda c: "" if not c or c[0] is None else f" [{c[0]:.1%}, {c[1]:.1%}]"  # noqa: E731
+    lines = [
+        "## Headline: hybrid vs pure RL", "",
+        "| figure | measured (95% interval) | paper |", "|---|---|---|",
+        f"| harmful-rate reduction | {pct(head.get('harmful_rate_reduction_vs_pure_rl'))}{ci(head.get('harmful_rate_reduction_ci95'))} | 42% |",
+        f"| compute saving at matched safety | {pct(ms.get('compute_saving_to_target'))}{ci(ms.get('compute_saving_to_target_ci95'))} | 37% |",
+        f"| compute saving, configured budgets | {pct(head.get('compute_saving_vs_pure_rl'))} | 37% |",
+        "", f"Measured languages: {', '.join(head.get('languages', [])) or 'none'}" + (f". {ms['note']}" if ms.get("note") else ""),
+        "", "## Arms (measured languages)", "",
+        "| arm | harmful | off-topic | over-refusal | language | reasoning |", "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for arm in arms:
+        path = repo / "metrics" / "eval" / f"{arm}.json"
+        if path.exists():
+            o = json.loads(path.read_text())["overall"]
+            keys = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
+            lines.append(f"| {arm} | " + " | ".join(_fmt(o.get(k)) for k in keys) + " |")
+    lines += ["", f"Full report (per language, judge, curves, compute): {report_link or repo / 'reports/report.html'}",
+              "", "Stages run (False: DVC found them up to date): " + ", ".join(f"{k}={v}" for k, v in ran.items())]  # fmt: skip
+    return "\n".join(lines)
 
 
 @task(name="publish-summary", **RETRY)
-def publish_summary(repo: Path, arms: list[str], ran: dict[str, bool]) -> str:
-    """A markdown artifact: per arm and language, the safety metrics; the headline next to the paper's."""
-    metrics = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
-    lines = ["## Per arm and language", "", "| arm | lang | " + " | ".join(metrics) + " |",
-             "|---|---|" + "---|" * len(metrics)]  # fmt: skip
-    for arm in arms:
-        path = repo / "metrics" / "eval" / f"{arm}.json"
-        if not path.exists():
-            continue
-        m = json.loads(path.read_text())
-        for lang, block in [("all", m["overall"]), *m["per_language"].items()]:
-            lines.append(f"| {arm} | {lang} | " + " | ".join(_fmt(block.get(k)) for k in metrics) + " |")
-    head = repo / "metrics" / "headline.json"
-    if head.exists():
-        h = json.loads(head.read_text())
-        lines += ["", "## Headline (hybrid vs pure RL)", "", "| figure | measured | paper |", "|---|---|---|"]
-        for k, paper in h.get("paper", {}).items():
-            v = h.get(k)
-            lines.append(f"| {k} | {'n/a' if v is None else f'{v:.1%}'} | {paper:.0%} |")
-    lines += ["", "Stages run (False: DVC found them up to date): " + ", ".join(f"{k}={v}" for k, v in ran.items())]
-    report = repo / "reports" / "report.md"
-    if report.exists():  # the full report (stage report); the HTML version is an MLflow artifact of the parent run
-        lines += ["", f"HTML report: {report.with_suffix('.html')}", "", report.read_text()]
-    body = "\n".join(lines)
+def publish_summary(repo: Path, arms: list[str], ran: dict[str, bool], parent_run_id: str | None = None) -> str:
+    """A markdown artifact that leads with the headline, then the arm table, then a link to the full report."""
+    link = None
+    if parent_run_id:
+        mlflow = tracking._mlflow()
+        link = f"{mlflow.MlflowClient().get_run(parent_run_id).info.artifact_uri}/report.html (MLflow parent run)"
+    body = summary_markdown(repo, arms, ran, link)
     create_markdown_artifact(key="hybrid-train-summary", markdown=body, description="hybrid-train results")
     return body

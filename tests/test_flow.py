@@ -7,7 +7,6 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.hybrid_train import hybrid_train
-from safealign.config import ConfigError
 
 from .conftest import dvc, make_repo
 
@@ -55,8 +54,21 @@ def test_overrides_apply_for_one_run_and_are_recorded(harness, repo, monkeypatch
     assert json.loads(parent.data.tags["overrides"]) == {"evaluate.max_new_tokens": 6}
 
 
-def test_bad_override_fails_before_anything_runs(harness, repo):
-    before = (repo / "params.yaml").read_text()
-    with pytest.raises(ConfigError, match="evaluate.max_new_tokenz"):
-        hybrid_train(overrides={"evaluate.max_new_tokenz": 6}, repo_dir=str(repo))
-    assert (repo / "params.yaml").read_text() == before
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"evaluate.max_new_tokenz": 6}, "unknown key(s) evaluate.max_new_tokenz"),
+        ({"sft.args.learning_rate": "fast"}, "sft.args.learning_rate: expected float, got str 'fast'"),
+        ({"ppo.args.kl_coeff": 0.1}, "ppo.args has unknown PPOConfig field(s) ['kl_coeff']"),
+    ],
+)
+def test_bad_override_fails_before_anything_runs(harness, repo, monkeypatch, overrides, message):
+    """Rejected in the flow's first step: the reason is the run's state message, and nothing was touched (no
+    tracked file, no MLflow run)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    before = {p: p.read_bytes() for p in [repo / "params.yaml", *sorted((repo / "metrics").rglob("*.json"))]}
+    n_runs = len(runs(repo))
+    state = hybrid_train(overrides=overrides, repo_dir=str(repo), return_state=True)
+    assert state.is_failed() and message in state.message and state.message.startswith("rejected before anything ran")
+    assert {p: p.read_bytes() for p in before} == before
+    assert len(runs(repo)) == n_runs

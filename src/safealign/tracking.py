@@ -22,6 +22,7 @@ from typing import Any
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_ENV = "SAFEALIGN_PARENT_RUN_ID"
 KEY_TAG = "safealign.pipeline_key"
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def _mlflow():
@@ -74,10 +75,16 @@ def experiment_id(name: str) -> str:
     tracking store. A tracking server started with --artifacts-destination decides for itself."""
     mlflow = _mlflow()
     exp = mlflow.get_experiment_by_name(name)
-    if exp:
+    if exp and exp.tags.get(KIND_TAG) == KIND:
         return exp.experiment_id
-    root = os.environ.get("SAFEALIGN_MLFLOW_ARTIFACTS")
-    return mlflow.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
+    if exp is None:
+        root = os.environ.get("SAFEALIGN_MLFLOW_ARTIFACTS")
+        exp_id = mlflow.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
+    else:
+        exp_id = exp.experiment_id
+    # MLflow 3's UI opens an experiment without a kind in its GenAI view; ours is model training
+    mlflow.MlflowClient().set_experiment_tag(exp_id, KIND_TAG, KIND)
+    return exp_id
 
 
 def start_parent(experiment: str, name: str, tags: dict[str, str] | None = None) -> str:
@@ -176,3 +183,17 @@ def log_dict_metrics(metrics: dict[str, Any], prefix: str = "", step: int | None
     }
     if flat:
         mlflow.log_metrics(flat, step=step)
+
+
+def record_compute(record: Any, path: str, prices: Any) -> None:
+    """Save a stage's ComputeRecord to `path` (the DVC metrics file) and log it on the active stage run: FLOPs,
+    wall time, CPU- and GPU-hours, padding, and money at the prices in params (`cost` section) when the stage ran.
+    Stages do not list `cost` as a DVC param: a price change re-prices the arms in stage cost, it does not
+    retrain anything."""
+    from safealign.compute import money
+
+    record.save(path)
+    usd = money(record.to_dict(), prices.usd_per_cpu_hour, prices.usd_per_gpu_hour)
+    _mlflow().log_metrics({"compute/flops": record.flops, "compute/wall_s": record.wall_s, "compute/cpu_hours": record.cpu_hours,
+                           "compute/gpu_hours": record.gpu_hours, "compute/usd": usd,
+                           "compute/padding_tokens": float(record.padding_tokens)})  # fmt: skip

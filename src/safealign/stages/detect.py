@@ -42,7 +42,7 @@ from safealign.detection import (
 )
 from safealign.models import load_reward_model, score
 from safealign.stages.common import atomic_dir, run_main, setup, write_json
-from safealign.tracking import log_dict_metrics, stage_run
+from safealign.tracking import log_dict_metrics, record_compute, stage_run
 
 OUT_DIR, REWARD = "models/detector", "models/reward"
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -171,14 +171,12 @@ def main(argv: list[str] | None = None) -> None:
 
         with ComputeMeter("detect") as meter, atomic_dir(OUT_DIR) as tmp:
             result, detail = run_detection(params, tmp, meter)
-        meter.record.save("metrics/compute/detect.json")
+        record_compute(meter.record, "metrics/compute/detect.json", params.cost)
         write_json("metrics/detection.json", result)
         write_json("metrics/judge.json", detail)
         Path("metrics/plots").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(plot_rows(detail)).to_csv("metrics/plots/detection.csv", index=False)
         log_dict_metrics({"judge_test": result["judge_test"], "kappa": result["kappa"] or 0.0}, prefix="detect/")
-        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s,
-                            "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
         mlflow.set_tags({"best_judge": result["best_judge"], "validated_languages": ",".join(result["validated_languages"])})
         mlflow.log_artifact("metrics/judge.json")
         for name, s in result["judge_test"].items():

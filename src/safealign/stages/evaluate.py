@@ -18,7 +18,7 @@ from safealign.data import write_jsonl
 from safealign.evaluation import evaluate_model
 from safealign.models import lineage_chain
 from safealign.stages.common import run_main, setup, write_json
-from safealign.tracking import log_dict_metrics, stage_run
+from safealign.tracking import log_dict_metrics, record_compute, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                                              reward=params.evaluate.reward_scores and optimized_reward)  # fmt: skip
         write_jsonl(f"eval/{cli.arm}/responses.jsonl", scored.astype(object).where(scored.notna(), None).to_dict("records"))
         write_json(f"metrics/eval/{cli.arm}.json", metrics)
-        meter.record.save(f"metrics/compute/evaluate_{cli.arm}.json")
+        record_compute(meter.record, f"metrics/compute/evaluate_{cli.arm}.json", params.cost)
         measured = {lg: b for lg, b in metrics["per_language"].items() if "not_measured" not in b}
         blocks = {"overall": metrics["overall"], **measured}
         log_dict_metrics({k: {m: v["value"] for m, v in b.items()} for k, b in blocks.items()}, prefix="eval/")
@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> None:
                          "judge.validated_languages": ",".join(identity["validated_languages"]) or "none",
                          "measured_languages": ",".join(metrics["measured_languages"]) or "none"})  # fmt: skip
         log_dict_metrics({"judge_test": identity["judge_test"]}, prefix="judge/")
-        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s,
-                            "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
         mlflow.log_artifact(f"eval/{cli.arm}/responses.jsonl")
         o = metrics["overall"]
         log.info("%s (measured in %s): harmful %s, off-topic %s, over-refusal %s, lang %s, reasoning %s", cli.arm,

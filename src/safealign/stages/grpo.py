@@ -23,7 +23,7 @@ from safealign.data import load_benchmark, rl_prompts, train_split
 from safealign.models import load_policy, load_reward_model, write_lineage
 from safealign.rewards import NgramLanguageId, grpo_rewards, training_texts
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup
-from safealign.tracking import stage_run
+from safealign.tracking import record_compute, stage_run
 
 log = logging.getLogger(__name__)
 REWARD = "models/reward"
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         with ComputeMeter(f"grpo@{cli.arm}") as meter, atomic_dir(out_dir(cli.arm)) as tmp:
             summary = train_grpo(params, cli.arm, tmp, f"checkpoints/grpo/{cli.arm}", meter)
         meter.record.extra.update(summary)
-        meter.record.save(f"metrics/compute/grpo_{cli.arm}.json")
-        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s,
-                            "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
+        record_compute(meter.record, f"metrics/compute/grpo_{cli.arm}.json", params.cost)
         if params.mlflow.log_models:
             mlflow.log_artifacts(out_dir(cli.arm), artifact_path="model")
         log.info("GRPO %s: reward %s -> %s in %d steps, %.1fs", cli.arm, summary["first_reward"],

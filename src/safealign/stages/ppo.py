@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from safealign.curve import SafetyCurve
 from safealign.data import load_benchmark, rl_prompts, train_split
 from safealign.models import load_policy, load_reward_model, write_lineage
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup
-from safealign.tracking import stage_run
+from safealign.tracking import record_compute, stage_run
 
 REWARD = "models/reward"
 log = logging.getLogger(__name__)
@@ -154,6 +155,10 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
     log.info("PPO %s from %s on %d prompts: %d updates of %d episodes", arm, init, len(rows), total, per_update)
     # 4. train segment by segment, checkpointing after each
     every = params.ppo.checkpoint_every or total
+    # Each segment is a new PPOTrainer whose MLflowCallback would log its TrainingArguments again, with the
+    # segment's own seed and episode count: MLflow rejects changed param values. The stage logs the resolved
+    # params once (stage_run); the callbacks log only training curves (MLFLOW_MAX_LOG_PARAMS=0: no params).
+    os.environ["MLFLOW_MAX_LOG_PARAMS"] = "0"
     while done < total:
         n = min(every, total - done)
         seg_args = copy.copy(args)
@@ -202,9 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         with ComputeMeter(f"ppo@{cli.arm}") as meter, atomic_dir(out_dir(cli.arm)) as tmp:
             summary = train_ppo(params, cli.arm, tmp, f"checkpoints/ppo/{cli.arm}", meter)
         meter.record.extra.update(summary)
-        meter.record.save(f"metrics/compute/ppo_{cli.arm}.json")
-        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s,
-                            "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
+        record_compute(meter.record, f"metrics/compute/ppo_{cli.arm}.json", params.cost)
         for point in json.loads(Path(f"metrics/curves/{cli.arm}.json").read_text())["points"]:
             if point["harmful_rate"] is not None:
                 mlflow.log_metrics({"curve/harmful_rate": point["harmful_rate"],

@@ -11,7 +11,7 @@ import logging
 from safealign.compute import ComputeMeter
 from safealign.models import build_base, write_lineage
 from safealign.stages.common import atomic_dir, run_main, setup
-from safealign.tracking import stage_run
+from safealign.tracking import record_compute, stage_run
 
 OUT = "models/base"
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
             n = sum(p.numel() for p in model.parameters())
             write_lineage(tmp, kind="full", parent=None, stage="prepare_model", extra={"profile": m.profile, "params": n})
         meter.record.extra["params"] = n
-        meter.record.save("metrics/compute/prepare_model.json")
+        record_compute(meter.record, "metrics/compute/prepare_model.json", params.cost)
         log.info("wrote %s (%s, %.1fM parameters) in %.1fs", OUT, m.profile, n / 1e6, meter.record.wall_s)
 
 

@@ -17,7 +17,7 @@ from safealign.data import eval_items, load_benchmark, preference_rows, train_sp
 from safealign.metrics import rate
 from safealign.models import load_reward_model, score, write_lineage
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup, write_json
-from safealign.tracking import log_dict_metrics, stage_run
+from safealign.tracking import log_dict_metrics, record_compute, stage_run
 
 BASE, OUT, CKPT = "models/base", "models/reward", "checkpoints/reward"
 log = logging.getLogger(__name__)
@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> None:
             summary = train_reward(params, BASE, tmp, CKPT, meter)
         accuracy = summary.pop("accuracy")
         meter.record.extra.update(summary)
-        meter.record.save("metrics/compute/reward.json")
+        record_compute(meter.record, "metrics/compute/reward.json", params.cost)
         write_json("metrics/reward.json", {"pairwise_accuracy": accuracy, **summary})
         log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
-        mlflow.log_metrics({"compute/flops": meter.record.flops, "compute/wall_s": meter.record.wall_s})
         if params.mlflow.log_models:
             mlflow.log_artifacts(OUT, artifact_path="model")
         log.info("reward model: loss %.4f, held-out pairwise accuracy %.3f", summary["train_loss"],

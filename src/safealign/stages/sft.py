@@ -14,7 +14,7 @@ from safealign.config import Params
 from safealign.data import load_benchmark, sft_rows, train_split
 from safealign.models import load_policy, write_lineage
 from safealign.stages.common import atomic_dir, hf_args, run_main, setup
-from safealign.tracking import stage_run
+from safealign.tracking import record_compute, stage_run
 
 BASE, OUT, CKPT = "models/base", "models/sft", "checkpoints/sft"
 log = logging.getLogger(__name__)
@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         with ComputeMeter("sft") as meter, atomic_dir(OUT) as tmp:
             summary = train_sft(params, BASE, tmp, CKPT, meter)
         meter.record.extra.update(summary)
-        meter.record.save("metrics/compute/sft.json")
-        mlflow.log_metrics({"sft/final_train_loss": summary["train_loss"], "compute/flops": meter.record.flops,
-                            "compute/wall_s": meter.record.wall_s, "compute/cpu_hours": meter.record.cpu_hours})  # fmt: skip
+        record_compute(meter.record, "metrics/compute/sft.json", params.cost)
+        mlflow.log_metrics({"sft/final_train_loss": summary["train_loss"]})
         if params.mlflow.log_models:
             mlflow.log_artifacts(OUT, artifact_path="model")
         log.info("SFT done: loss %.4f, %d steps, %.1fs", summary["train_loss"], summary["steps"], meter.record.wall_s)
