@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
             result, detail = run_detection(params, tmp, meter)
         record_compute(meter.record, "metrics/compute/detect.json", params.cost)
         write_json("metrics/detection.json", result)
+        chosen = result["judge_test"][result["best_judge"]]
+        write_json("metrics/summary/detect.json", {"judge": result["best_judge"], "validated_languages": len(result["validated_languages"]),
+                                                   "accuracy": chosen["accuracy"], "f1": chosen["f1"], "kappa": result["kappa"]})  # fmt: skip
         write_json("metrics/judge.json", detail)
         Path("metrics/plots").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(plot_rows(detail)).to_csv("metrics/plots/detection.csv", index=False)

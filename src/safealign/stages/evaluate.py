@@ -21,6 +21,7 @@ from safealign.stages.common import run_main, setup, write_json
 from safealign.tracking import log_dict_metrics, record_compute, stage_run
 
 log = logging.getLogger(__name__)
+RATES = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
                                              reward=params.evaluate.reward_scores and optimized_reward)  # fmt: skip
         write_jsonl(f"eval/{cli.arm}/responses.jsonl", scored.astype(object).where(scored.notna(), None).to_dict("records"))
         write_json(f"metrics/eval/{cli.arm}.json", metrics)
+        o = metrics["overall"]
+        write_json(f"metrics/summary/eval_{cli.arm}.json", {k: (o.get(k) or {}).get("value") for k in RATES}
+                   | {"measured_languages": len(metrics["measured_languages"])})  # fmt: skip
         record_compute(meter.record, f"metrics/compute/evaluate_{cli.arm}.json", params.cost)
         measured = {lg: b for lg, b in metrics["per_language"].items() if "not_measured" not in b}
         blocks = {"overall": metrics["overall"], **measured}
@@ -53,7 +57,6 @@ def main(argv: list[str] | None = None) -> None:
                          "measured_languages": ",".join(metrics["measured_languages"]) or "none"})  # fmt: skip
         log_dict_metrics({"judge_test": identity["judge_test"]}, prefix="judge/")
         mlflow.log_artifact(f"eval/{cli.arm}/responses.jsonl")
-        o = metrics["overall"]
         log.info("%s (measured in %s): harmful %s, off-topic %s, over-refusal %s, lang %s, reasoning %s", cli.arm,
                  ",".join(metrics["measured_languages"]) or "no language",
                  *(o.get(k, {}).get("value") for k in ("harmful_rate", "off_topic_rate", "over_refusal_rate",

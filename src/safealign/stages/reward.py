@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         meter.record.extra.update(summary)
         record_compute(meter.record, "metrics/compute/reward.json", params.cost)
         write_json("metrics/reward.json", {"pairwise_accuracy": accuracy, **summary})
+        write_json("metrics/summary/reward.json", {"accuracy": accuracy["overall"]["value"]})  # held-out pairwise
         log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
         if params.mlflow.log_models:
             mlflow.log_artifacts(OUT, artifact_path="model")
