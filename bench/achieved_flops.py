@@ -12,5 +12,7 @@ if __name__ == "__main__":
         r = json.loads(f.read_text())
         if r["flops"] and r["wall_s"]:
             achieved = r["flops"] / r["wall_s"]
-            print(f"{r['stage']:<22} {r['flops'] / 1e12:8.1f} TFLOP in {r['wall_s']:7.1f}s = "
-                  f"{achieved / 1e9:6.1f} GFLOP/s ({achieved / peak:5.1%} of peak)")
+            print(
+                f"{r['stage']:<22} {r['flops'] / 1e12:8.1f} TFLOP in {r['wall_s']:7.1f}s = "
+                f"{achieved / 1e9:6.1f} GFLOP/s ({achieved / peak:5.1%} of peak)"
+            )

@@ -19,8 +19,9 @@ def bench_prompts(p, n: int = 32) -> list[str]:
     return items["prompt"].tolist()[:n]
 
 
-def batched_vs_single(model, tok, prompts: list[str], max_new_tokens: int, batch_size: int,
-                      fixed_length: bool = False) -> dict:  # fmt: skip
+def batched_vs_single(
+    model, tok, prompts: list[str], max_new_tokens: int, batch_size: int, fixed_length: bool = False
+) -> dict:
     """Seconds for `prompts` at `batch_size` and at 1 (after a warm-up); `fixed_length` makes every answer exactly
     max_new_tokens long (random weights rarely emit EOS, trained ones do: fix it to compare tokens/s)."""
     kwargs = {"min_new_tokens": max_new_tokens} if fixed_length else None
@@ -34,8 +35,14 @@ def batched_vs_single(model, tok, prompts: list[str], max_new_tokens: int, batch
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times[bs] = time.perf_counter() - t
-    return {"prompts": len(prompts), "new_tokens_each": max_new_tokens, "batch_size": batch_size,
-            "batched_s": times[batch_size], "one_at_a_time_s": times[1], "speedup": times[1] / times[batch_size]}  # fmt: skip
+    return {
+        "prompts": len(prompts),
+        "new_tokens_each": max_new_tokens,
+        "batch_size": batch_size,
+        "batched_s": times[batch_size],
+        "one_at_a_time_s": times[1],
+        "speedup": times[1] / times[batch_size],
+    }
 
 
 if __name__ == "__main__":

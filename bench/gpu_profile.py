@@ -39,12 +39,31 @@ for k, v in ENV_DEFAULTS.items():  # offline and quiet, as every stage runs
 
 # Architectures by name (config fields from the models' published config.json); the vocabulary is the tokenizer's.
 SHAPES = {
-    "smollm2-135m": ("llama", dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                                   num_key_value_heads=3, tie_word_embeddings=True, rope_theta=100000.0)),
-    "r1-distill-qwen-1.5b": ("qwen2", dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                                           num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=False,
-                                           rope_theta=10000.0)),
-}  # fmt: skip
+    "smollm2-135m": (
+        "llama",
+        dict(
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            tie_word_embeddings=True,
+            rope_theta=100000.0,
+        ),
+    ),
+    "r1-distill-qwen-1.5b": (
+        "qwen2",
+        dict(
+            hidden_size=1536,
+            intermediate_size=8960,
+            num_hidden_layers=28,
+            num_attention_heads=12,
+            num_key_value_heads=2,
+            tie_word_embeddings=False,
+            rope_theta=10000.0,
+        ),
+    ),
+}
 
 
 def build_shape(name: str, tokenizer_dir: Path, out: Path) -> None:
@@ -55,8 +74,14 @@ def build_shape(name: str, tokenizer_dir: Path, out: Path) -> None:
 
     kind, fields = SHAPES[name]
     tok = load_tokenizer(tokenizer_dir)
-    cfg = AutoConfig.for_model(kind, vocab_size=len(tok), max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
-                               eos_token_id=tok.eos_token_id, **fields)  # fmt: skip
+    cfg = AutoConfig.for_model(
+        kind,
+        vocab_size=len(tok),
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        **fields,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     _fix_pad(tok, model)
@@ -85,11 +110,14 @@ def row(stage: str, rec: dict, peak: float | None, params) -> dict:
     r["usd"] = money(r, params.cost.usd_per_cpu_hour, params.cost.usd_per_gpu_hour)
     tokens = r["trained_tokens"] or r["forward_tokens"]
     r["tokens_per_s"] = tokens / r["wall_s"] if r["wall_s"] else None
-    print(f"{stage:<14} {r['wall_s']:7.1f}s  {r['flops'] / 1e12:9.2f} TFLOP  "
-          f"{(r['achieved_flops_per_s'] or 0) / 1e12:7.2f} TFLOP/s"
-          + (f" ({r['fraction_of_peak']:.1%} of peak)" if r["fraction_of_peak"] else "")
-          + f"  {r['tokens_per_s'] or 0:9.0f} tok/s  peak mem {r['peak_gpu_mb'] / 1024:6.2f} GiB"
-          f"  {r['gpu_s'] / 3600:.4f} GPU-h  ${r['usd']:.4f}", flush=True)  # fmt: skip
+    print(
+        f"{stage:<14} {r['wall_s']:7.1f}s  {r['flops'] / 1e12:9.2f} TFLOP  "
+        f"{(r['achieved_flops_per_s'] or 0) / 1e12:7.2f} TFLOP/s"
+        + (f" ({r['fraction_of_peak']:.1%} of peak)" if r["fraction_of_peak"] else "")
+        + f"  {r['tokens_per_s'] or 0:9.0f} tok/s  peak mem {r['peak_gpu_mb'] / 1024:6.2f} GiB"
+        f"  {r['gpu_s'] / 3600:.4f} GPU-h  ${r['usd']:.4f}",
+        flush=True,
+    )
     return r
 
 
@@ -100,16 +128,26 @@ def generation_speed(model_dir: str, params, n: int) -> dict:
     model, tok = load_policy(model_dir, device=device())
     if torch.cuda.is_available():
         model.to(torch.bfloat16)
-    out = batched_vs_single(model, tok, bench_prompts(params, n), params.evaluate.max_new_tokens,
-                            params.evaluate.batch_size, fixed_length=True)  # fmt: skip
+    out = batched_vs_single(
+        model,
+        tok,
+        bench_prompts(params, n),
+        params.evaluate.max_new_tokens,
+        params.evaluate.batch_size,
+        fixed_length=True,
+    )
     tokens = out["prompts"] * out["new_tokens_each"]
     out |= {
         "batched_tokens_per_s": tokens / out["batched_s"],
         "one_at_a_time_tokens_per_s": tokens / out["one_at_a_time_s"],
     }
-    print(f"generation     {out['prompts']} prompts x {out['new_tokens_each']} tokens: batch {out['batch_size']} "
-          f"{out['batched_s']:.1f}s ({out['batched_tokens_per_s']:.0f} tok/s), one at a time {out['one_at_a_time_s']:.1f}s, "
-          f"speed-up {out['speedup']:.1f}x", flush=True)  # fmt: skip
+    print(
+        f"generation     {out['prompts']} prompts x {out['new_tokens_each']} tokens: batch {out['batch_size']} "
+        f"{out['batched_s']:.1f}s ({out['batched_tokens_per_s']:.0f} "
+        f"tok/s), one at a time {out['one_at_a_time_s']:.1f}s, "
+        f"speed-up {out['speedup']:.1f}x",
+        flush=True,
+    )
     return out
 
 
@@ -128,13 +166,20 @@ def main() -> None:
     a = ap.parse_args()
 
     overrides = {"ppo.checkpoint_every": 0, "curve.items_per_language": 0, "data.dir": str(REPO / "data/benchmark")}
-    for key, value in (("sft.args.max_steps", a.sft_steps), ("reward.args.max_steps", a.reward_steps),
-                       ("ppo.args.total_episodes", a.ppo_episodes)):  # fmt: skip
+    for key, value in (
+        ("sft.args.max_steps", a.sft_steps),
+        ("reward.args.max_steps", a.reward_steps),
+        ("ppo.args.total_episodes", a.ppo_episodes),
+    ):
         if value is not None:
             overrides[key] = value
     if a.batch:
-        overrides |= {"sft.args.per_device_train_batch_size": a.batch, "reward.args.per_device_train_batch_size": a.batch,
-                      "ppo.args.per_device_train_batch_size": a.batch, "ppo.args.local_rollout_forward_batch_size": a.batch}  # fmt: skip
+        overrides |= {
+            "sft.args.per_device_train_batch_size": a.batch,
+            "reward.args.per_device_train_batch_size": a.batch,
+            "ppo.args.per_device_train_batch_size": a.batch,
+            "ppo.args.local_rollout_forward_batch_size": a.batch,
+        }
     params = load_params(REPO / "params.yaml", overrides)
     tokenizer_dir = Path(a.tokenizer).resolve()
     model_dir = Path(a.model).resolve() if a.model else None
@@ -144,8 +189,11 @@ def main() -> None:
     no_tracking(sft, reward, ppo)
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     peak = gpu_peak_flops(name) if torch.cuda.is_available() else None
-    print(f"device {name}; bf16 peak {peak / 1e12 if peak else float('nan'):.1f} TFLOP/s (datasheet); "
-          f"torch {torch.__version__}", flush=True)  # fmt: skip
+    print(
+        f"device {name}; bf16 peak {peak / 1e12 if peak else float('nan'):.1f} TFLOP/s (datasheet); "
+        f"torch {torch.__version__}",
+        flush=True,
+    )
     result: dict = {"device": name, "peak_bf16_flops": peak, "torch": torch.__version__, "stages": {}}
     with tempfile.TemporaryDirectory() as work:
         os.chdir(work)
@@ -164,13 +212,26 @@ def main() -> None:
 
         with torch.device("meta"):  # the shape without reading the weights a second time
             shape = ModelShape.of(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base)))
-        result["model"] = {"source": str(model_dir or f"shape:{a.shape}"), "params": shape.params,
-                           "layers": shape.layers, "width": shape.width, "build_s": time.perf_counter() - t}  # fmt: skip
-        print(f"model {result['model']['source']}: {shape.params / 1e6:.1f}M parameters, {shape.layers} layers, "
-              f"width {shape.width}", flush=True)  # fmt: skip
-        steps = [("sft", lambda m: sft.train_sft(params, "models/base", Path("models/sft"), "checkpoints/sft", m)),
-                 ("reward", lambda m: reward.train_reward(params, "models/base", Path("models/reward"), "checkpoints/reward", m)),
-                 ("ppo@hybrid", lambda m: ppo.train_ppo(params, "hybrid", Path("models/ppo/hybrid"), "checkpoints/ppo", m))]  # fmt: skip
+        result["model"] = {
+            "source": str(model_dir or f"shape:{a.shape}"),
+            "params": shape.params,
+            "layers": shape.layers,
+            "width": shape.width,
+            "build_s": time.perf_counter() - t,
+        }
+        print(
+            f"model {result['model']['source']}: {shape.params / 1e6:.1f}M parameters, {shape.layers} layers, "
+            f"width {shape.width}",
+            flush=True,
+        )
+        steps = [
+            ("sft", lambda m: sft.train_sft(params, "models/base", Path("models/sft"), "checkpoints/sft", m)),
+            (
+                "reward",
+                lambda m: reward.train_reward(params, "models/base", Path("models/reward"), "checkpoints/reward", m),
+            ),
+            ("ppo@hybrid", lambda m: ppo.train_ppo(params, "hybrid", Path("models/ppo/hybrid"), "checkpoints/ppo", m)),
+        ]
         for stage, fn in steps:
             with ComputeMeter(stage) as meter:
                 summary = fn(meter)
@@ -183,8 +244,10 @@ def main() -> None:
                 torch.cuda.empty_cache()
         result["generation"] = generation_speed("models/sft", params, a.gen_prompts)
     result["settings"] = {k: v for k, v in overrides.items() if k != "data.dir"} | {
-        "sft.args.max_steps": params.sft.args["max_steps"], "reward.args.max_steps": params.reward.args["max_steps"],
-        "ppo.args.total_episodes": params.ppo.args["total_episodes"]}  # fmt: skip
+        "sft.args.max_steps": params.sft.args["max_steps"],
+        "reward.args.max_steps": params.reward.args["max_steps"],
+        "ppo.args.total_episodes": params.ppo.args["total_episodes"],
+    }
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"wrote {a.out}")

@@ -11,4 +11,6 @@ if __name__ == "__main__":
         out = subprocess.run([sys.executable, "-m", "dvc", "repro"], capture_output=True, text=True, check=True)
         times.append(time.perf_counter() - t)
     status = "up to date" if "up to date" in out.stdout else "NOT up to date (run the pipeline first)"
-    print(f"no-op dvc repro: {', '.join(f'{x:.2f}s' for x in times)} (median {sorted(times)[1]:.2f}s); pipeline {status}")
+    print(
+        f"no-op dvc repro: {', '.join(f'{x:.2f}s' for x in times)} (median {sorted(times)[1]:.2f}s); pipeline {status}"
+    )

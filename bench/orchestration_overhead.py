@@ -33,8 +33,13 @@ def orchestrated(repo: Path) -> float:
     env = run_env(repo) | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     code = f"from flows.hybrid_train import hybrid_train; hybrid_train(repo_dir={str(repo)!r})"
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t
 
 
@@ -43,5 +48,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         a = direct(make_repo(Path(tmp) / "direct"))
         b = orchestrated(make_repo(Path(tmp) / "flow"))
-    print(f"tiny pipeline: stages called directly {a:.1f}s, Prefect flow through DVC {b:.1f}s, "
-          f"overhead {(b - a) / a:+.1%} (includes the temporary Prefect API start-up and DVC's hashing)")
+    print(
+        f"tiny pipeline: stages called directly {a:.1f}s, Prefect flow through DVC {b:.1f}s, "
+        f"overhead {(b - a) / a:+.1%} (includes the temporary Prefect API start-up and DVC's hashing)"
+    )

@@ -29,12 +29,20 @@ def bare_sft(p, tmp: str) -> float:
     from safealign.stages.sft import trainer_config
 
     df = load_benchmark(p.data.dir, p.data.languages)
-    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in sft_rows(train_split(df, p.data.train_languages))]
+    rows = [
+        {"prompt": r["prompt"], "completion": r["completion"]}
+        for r in sft_rows(train_split(df, p.data.train_languages))
+    ]
     model, tok = load_policy("models/base")
     args = trainer_config(p, tmp)
     args.report_to = []
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         peft_config=LoraConfig(task_type="CAUSAL_LM", **p.sft.lora))  # fmt: skip
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        peft_config=LoraConfig(task_type="CAUSAL_LM", **p.sft.lora),
+    )
     t = time.perf_counter()
     trainer.train()
     return time.perf_counter() - t
@@ -67,8 +75,16 @@ def bare_ppo(p, tmp: str) -> tuple[float, float]:
     dataset = prompt_dataset(rows, tok, p.ppo.max_prompt_tokens)
     args = trainer_config(p, tmp)
     args.report_to = []
-    trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=reward_model,
-                         value_model=value_model, train_dataset=dataset, eval_dataset=dataset)  # fmt: skip
+    trainer = PPOTrainer(
+        args=args,
+        processing_class=tok,
+        model=policy,
+        ref_model=None,
+        reward_model=reward_model,
+        value_model=value_model,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+    )
     t = time.perf_counter()
     trainer.train()
     end = time.perf_counter()
@@ -101,14 +117,19 @@ if __name__ == "__main__":
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             bare = bare_sft(p, a)
             ours = ours_sft(p, b)
-        print(f"SFT, {sft_steps} steps x batch {p.sft.args.get('per_device_train_batch_size')}: bare TRL {bare:.1f}s "
-              f"({sft_steps / bare:.3f} steps/s), ours {ours:.1f}s ({sft_steps / ours:.3f} steps/s), ratio {bare / ours:.3f}")
+        print(
+            f"SFT, {sft_steps} steps x batch {p.sft.args.get('per_device_train_batch_size')}: bare TRL {bare:.1f}s "
+            f"({sft_steps / bare:.3f} steps/s), ours {ours:.1f}s "
+            f"({sft_steps / ours:.3f} steps/s), ratio {bare / ours:.3f}"
+        )
     updates = math.ceil(episodes / p.ppo.args["per_device_train_batch_size"])
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         bare, bare_setup = bare_ppo(p, a)
         ours, curve = ours_ppo(p, b)
     every = p.ppo.checkpoint_every or "never"
-    print(f"PPO, {updates} updates (hybrid start, checkpoint every {every}): bare TRL train() {bare:.1f}s "
-          f"({bare_setup:.1f}s with loading), ours {ours:.1f}s with loading, of which safety-curve scoring {curve:.1f}s; "
-          f"ratio without the curve {bare / (ours - curve):.3f} ({bare_setup / (ours - curve):.3f} counting loading "
-          f"on both sides), with it {bare / ours:.3f}")
+    print(
+        f"PPO, {updates} updates (hybrid start, checkpoint every {every}): bare TRL train() {bare:.1f}s "
+        f"({bare_setup:.1f}s with loading), ours {ours:.1f}s with loading, of which safety-curve scoring {curve:.1f}s; "
+        f"ratio without the curve {bare / (ours - curve):.3f} ({bare_setup / (ours - curve):.3f} counting loading "
+        f"on both sides), with it {bare / ours:.3f}"
+    )

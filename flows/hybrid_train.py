@@ -83,8 +83,14 @@ def params_overrides(repo: Path, overrides: dict[str, Any]):
 
 
 @flow(name="hybrid-train", log_prints=True)
-def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, repo_dir: str | None = None,
-                 ingest: bool = False, gate: bool = False, experiment: str | None = None) -> dict:  # fmt: skip
+def hybrid_train(
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    repo_dir: str | None = None,
+    ingest: bool = False,
+    gate: bool = False,
+    experiment: str | None = None,
+) -> dict:
     """Validate data, SFT, reward model, PPO per RL arm, evaluate every arm, account cost; publish a summary.
 
     `experiment` names a file of overrides (configs/experiments/<name>.yaml, e.g. `tiny`); `overrides` win over
@@ -106,7 +112,11 @@ def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, r
         ingested: dict = {}
         if ingest:
             d = params.data
-            limits = {"min_chars": d.min_chars, "max_prompt_chars": d.max_prompt_chars, "max_response_chars": d.max_response_chars}
+            limits = {
+                "min_chars": d.min_chars,
+                "max_prompt_chars": d.max_prompt_chars,
+                "max_response_chars": d.max_response_chars,
+            }
             ingested = ingest_drop(repo, d.languages, limits)
             if ingested["files"]:
                 logger.info("new data version %s", version_data(repo))
@@ -115,10 +125,14 @@ def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, r
                 return {"skipped": True, "reason": "no new data"}
         from prefect.runtime import deployment
 
-        tags = {"launched_by": "prefect", "prefect_flow_run_id": str(flow_run.id or ""),
-                "prefect_deployment": str(deployment.name or "none"), "overrides": json.dumps(overrides),
-                "experiment": experiment or "none",
-                "ingested_files": str(len(ingested.get("files", [])))}  # fmt: skip
+        tags = {
+            "launched_by": "prefect",
+            "prefect_flow_run_id": str(flow_run.id or ""),
+            "prefect_deployment": str(deployment.name or "none"),
+            "overrides": json.dumps(overrides),
+            "experiment": experiment or "none",
+            "ingested_files": str(len(ingested.get("files", []))),
+        }
         parent = start_parent(params.mlflow.experiment, f"hybrid-train-{flow_run.name or 'local'}", tags)
         env = {PARENT_ENV: parent, "PREFECT__FLOW_RUN_ID": tags["prefect_flow_run_id"]}
         logger.info("MLflow parent run %s; overrides %s", parent, overrides or "none")
@@ -132,7 +146,9 @@ def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, r
                 kind = stage.split("@")[0]
                 step = TASKS.get(kind, steps.other_stage)
                 args = (stage,) if kind in PER_ARM or step is steps.other_stage else ()
-                future = step.submit(*args, repo, quote(env), force, wait_for=[futures[u] for u in upstream if u in futures])
+                future = step.submit(
+                    *args, repo, quote(env), force, wait_for=[futures[u] for u in upstream if u in futures]
+                )
                 ran[stage] = future.result()
                 futures[stage] = future
             if gate:
@@ -142,8 +158,13 @@ def hybrid_train(overrides: dict[str, Any] | None = None, force: bool = False, r
             raise
         summary = publish_summary(repo, list(params.evaluate.arms), ran, parent)
         end_parent(parent, "FINISHED")
-    return {"mlflow_parent_run_id": parent, "stages_run": ran, "summary": summary, "gate": gate_result,
-            "ingested": ingested}  # fmt: skip
+    return {
+        "mlflow_parent_run_id": parent,
+        "stages_run": ran,
+        "summary": summary,
+        "gate": gate_result,
+        "ingested": ingested,
+    }
 
 
 if __name__ == "__main__":

@@ -26,14 +26,20 @@ def deployments():
     # (the run lock in the flow also refuses it, with the holder's pid, for runs started outside Prefect).
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
     nightly = hybrid_train.to_deployment(
-        name="nightly", schedule=Cron(NIGHTLY_CRON, timezone=TIMEZONE), parameters={"ingest": True, "gate": True},
-        concurrency_limit=one_at_a_time, tags=["safealign", "nightly"],
-        description="Ingest new red-team data from the S3 drop, retrain if anything changed, promote only without regression",
-    )  # fmt: skip
+        name="nightly",
+        schedule=Cron(NIGHTLY_CRON, timezone=TIMEZONE),
+        parameters={"ingest": True, "gate": True},
+        concurrency_limit=one_at_a_time,
+        tags=["safealign", "nightly"],
+        description="Ingest new red-team data from the S3 drop, retrain if anything changed, promote only without "
+        "regression",
+    )
     manual = hybrid_train.to_deployment(
-        name="manual", concurrency_limit=one_at_a_time, tags=["safealign"],
+        name="manual",
+        concurrency_limit=one_at_a_time,
+        tags=["safealign"],
         description="Ad hoc run; pass --params '{\"overrides\": {...}}' (and ingest/gate if wanted)",
-    )  # fmt: skip
+    )
     return nightly, manual
 
 

@@ -46,5 +46,7 @@ def version_data(repo: Path) -> str:
 @task(name="pipeline-status")
 def pipeline_changed(repo: Path) -> bool:
     """True if any stage of dvc.yaml is out of date (new data, changed params or code, a failed last night)."""
-    out = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=repo, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"], cwd=repo, capture_output=True, text=True, check=True
+    )
     return out.stdout.strip() not in ("{}", "")

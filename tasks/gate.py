@@ -39,14 +39,24 @@ def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
     decision = gate.decide(new_metrics, champion_metrics, g.tolerance, g.languages)
     if decision.promote:
         client.set_registered_model_alias(g.registered_model, "champion", version)
-    tags = {"gate.decision": "promoted" if decision.promote else "kept_champion", "gate.candidate_version": str(version),
-            "gate.champion_version": str(champion.version if champion else "none"),
-            "gate.regressions": "; ".join(decision.regressions)[:4000] or "none"}  # fmt: skip
+    tags = {
+        "gate.decision": "promoted" if decision.promote else "kept_champion",
+        "gate.candidate_version": str(version),
+        "gate.champion_version": str(champion.version if champion else "none"),
+        "gate.regressions": "; ".join(decision.regressions)[:4000] or "none",
+    }
     for k, v in tags.items():
         client.set_tag(parent_run_id, k, v)
         client.set_model_version_tag(g.registered_model, str(version), k, v)
-    lines = [f"## Champion gate: {decision.summary()}", "", f"candidate: {g.registered_model} v{version}",
-             f"champion before: {f'v{champion.version}' if champion else 'none'}", "", "### Checks", ""]  # fmt: skip
+    lines = [
+        f"## Champion gate: {decision.summary()}",
+        "",
+        f"candidate: {g.registered_model} v{version}",
+        f"champion before: {f'v{champion.version}' if champion else 'none'}",
+        "",
+        "### Checks",
+        "",
+    ]
     lines += [f"- REGRESSION {r}" for r in decision.regressions] + [f"- ok {r}" for r in decision.reasons]
     create_markdown_artifact(key="champion-gate", markdown="\n".join(lines), description="nightly champion gate")
     logger.info(decision.summary())

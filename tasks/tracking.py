@@ -42,23 +42,36 @@ def summary_markdown(repo: Path, arms: list[str], ran: dict[str, bool], report_l
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
     ci = lambda c: "" if not c or c[0] is None else f" [{c[0]:.1%}, {c[1]:.1%}]"  # noqa: E731
     lines = [
-        "## Headline: hybrid vs pure RL", "",
-        "| figure | measured (95% interval) | paper |", "|---|---|---|",
-        f"| harmful-rate reduction | {pct(head.get('harmful_rate_reduction_vs_pure_rl'))}{ci(head.get('harmful_rate_reduction_ci95'))} | 42% |",
-        f"| compute saving at matched safety | {pct(ms.get('compute_saving_to_target'))}{ci(ms.get('compute_saving_to_target_ci95'))} | 37% |",
+        "## Headline: hybrid vs pure RL",
+        "",
+        "| figure | measured (95% interval) | paper |",
+        "|---|---|---|",
+        f"| harmful-rate reduction | "
+        f"{pct(head.get('harmful_rate_reduction_vs_pure_rl'))}{ci(head.get('harmful_rate_reduction_ci95'))} | 42% |",
+        f"| compute saving at matched safety | "
+        f"{pct(ms.get('compute_saving_to_target'))}{ci(ms.get('compute_saving_to_target_ci95'))} | 37% |",
         f"| compute saving, configured budgets | {pct(head.get('compute_saving_vs_pure_rl'))} | 37% |",
-        "", f"Measured languages: {', '.join(head.get('languages', [])) or 'none'}" + (f". {ms['note']}" if ms.get("note") else ""),
-        "", "## Arms (measured languages)", "",
-        "| arm | harmful | off-topic | over-refusal | language | reasoning |", "|---|---|---|---|---|---|",
-    ]  # fmt: skip
+        "",
+        f"Measured languages: {', '.join(head.get('languages', [])) or 'none'}"
+        + (f". {ms['note']}" if ms.get("note") else ""),
+        "",
+        "## Arms (measured languages)",
+        "",
+        "| arm | harmful | off-topic | over-refusal | language | reasoning |",
+        "|---|---|---|---|---|---|",
+    ]
     for arm in arms:
         path = repo / "metrics" / "eval" / f"{arm}.json"
         if path.exists():
             o = json.loads(path.read_text())["overall"]
             keys = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
             lines.append(f"| {arm} | " + " | ".join(_fmt(o.get(k)) for k in keys) + " |")
-    lines += ["", f"Full report (per language, judge, curves, compute): {report_link or repo / 'reports/report.html'}",
-              "", "Stages run (False: DVC found them up to date): " + ", ".join(f"{k}={v}" for k, v in ran.items())]  # fmt: skip
+    lines += [
+        "",
+        f"Full report (per language, judge, curves, compute): {report_link or repo / 'reports/report.html'}",
+        "",
+        "Stages run (False: DVC found them up to date): " + ", ".join(f"{k}={v}" for k, v in ran.items()),
+    ]
     return "\n".join(lines)
 
 

@@ -74,9 +74,18 @@ def make_repo(dest: Path) -> Path:
     shutil.copytree(FIXTURES / "labeled_real", dest / "data" / "labeled_real")
     (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     (dest / ".gitignore").write_text("/models/\n/checkpoints/\n/eval/\nmlflow.db\n/mlruns/\n")
-    env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"],
-                ["git", "commit", "-qm", "tiny pipeline"]):  # fmt: skip
+    env = os.environ | {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for cmd in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "tiny pipeline"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     return dest
 
@@ -90,8 +99,9 @@ def run_env(repo: Path) -> dict[str, str]:
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=run_env(repo),
-                          capture_output=True, text=True, check=check)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, env=run_env(repo), capture_output=True, text=True, check=check
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,15 @@ from safealign.compute import ComputeMeter, ModelShape, gpu_peak_flops, money
 
 def tiny_llama() -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    )
     return LlamaForCausalLM(cfg)
 
 
@@ -60,8 +67,14 @@ def test_a_ppo_update_by_hand(model):
         meter.watch(model)
         model.eval()
         with torch.no_grad():
-            model.generate(query, attention_mask=torch.ones_like(query), max_new_tokens=2, min_new_tokens=2,
-                           do_sample=False, pad_token_id=0)
+            model.generate(
+                query,
+                attention_mask=torch.ones_like(query),
+                max_new_tokens=2,
+                min_new_tokens=2,
+                do_sample=False,
+                pad_token_id=0,
+            )
             for _ in range(3):  # reference, value, reward (the same shape here)
                 model(input_ids=full, attention_mask=torch.ones_like(full))
         model.train()

@@ -11,10 +11,19 @@ from .conftest import dvc
 # its own YAML writer (ruamel, YAML 1.2), which drops the quotes of `save_strategy: "no"`; the keys that do change
 # are read only by cheap stages (validate re-parses everything; cost and report recompute).
 SETS = [
-    "seed=42", "model.trust_remote_code=false", "data.max_response_chars=401", "sft.args.save_strategy=no",
-    "reward.args.save_strategy=no", "ppo.args.save_strategy=no", "grpo.args.save_strategy=no",
-    "curve.batch_size=32", "detect.guard_max_new_tokens=8", "evaluate.batch_size=32",
-    "cost.usd_per_cpu_hour=0.05", "gate.tolerance.harmful_rate=0.04", "mlflow.log_models=true",
+    "seed=42",
+    "model.trust_remote_code=false",
+    "data.max_response_chars=401",
+    "sft.args.save_strategy=no",
+    "reward.args.save_strategy=no",
+    "ppo.args.save_strategy=no",
+    "grpo.args.save_strategy=no",
+    "curve.batch_size=32",
+    "detect.guard_max_new_tokens=8",
+    "evaluate.batch_size=32",
+    "cost.usd_per_cpu_hour=0.05",
+    "gate.tolerance.harmful_rate=0.04",
+    "mlflow.log_models=true",
 ]
 
 

@@ -32,7 +32,15 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
     result = hybrid_train(repo_dir=str(repo))
     ran = result["stages_run"]
     assert list(ran)[:1] == ["validate"] and list(ran)[-2:] == ["cost", "report"]
-    assert {"sft", "reward", "ppo@pure_rl", "ppo@hybrid", "grpo@hybrid_grpo", "evaluate@hybrid", "prepare_model"} <= set(ran)
+    assert {
+        "sft",
+        "reward",
+        "ppo@pure_rl",
+        "ppo@hybrid",
+        "grpo@hybrid_grpo",
+        "evaluate@hybrid",
+        "prepare_model",
+    } <= set(ran)
     assert all(ran.values())
     assert "| hybrid | zh |" in result["summary"]
     # the same cache and lock as a plain `dvc repro`
@@ -48,7 +56,15 @@ def test_overrides_apply_for_one_run_and_are_recorded(harness, repo, monkeypatch
     before = (repo / "params.yaml").read_text()
     result = hybrid_train(overrides={"evaluate.max_new_tokens": 6}, repo_dir=str(repo))
     ran = {k for k, v in result["stages_run"].items() if v}
-    assert ran == {"evaluate@base", "evaluate@sft_only", "evaluate@pure_rl", "evaluate@hybrid", "evaluate@hybrid_grpo", "cost", "report"}
+    assert ran == {
+        "evaluate@base",
+        "evaluate@sft_only",
+        "evaluate@pure_rl",
+        "evaluate@hybrid",
+        "evaluate@hybrid_grpo",
+        "cost",
+        "report",
+    }
     assert (repo / "params.yaml").read_text() == before  # restored
     parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])
     assert json.loads(parent.data.tags["overrides"]) == {"evaluate.max_new_tokens": 6}

@@ -10,10 +10,15 @@ from safealign import gate
 TOL = {"harmful_rate": 0.05, "over_refusal_rate": 0.05, "reasoning_accuracy": 0.05}
 
 
+def block(h, o, r):
+    return {"harmful_rate": {"value": h}, "over_refusal_rate": {"value": o}, "reasoning_accuracy": {"value": r}}
+
+
 def metrics(harm=0.5, over=0.1, reason=0.5, zh_harm=0.5):
-    block = lambda h, o, r: {"harmful_rate": {"value": h}, "over_refusal_rate": {"value": o},  # noqa: E731
-                             "reasoning_accuracy": {"value": r}}
-    return {"overall": block(harm, over, reason), "per_language": {"en": block(harm, over, reason), "zh": block(zh_harm, over, reason)}}
+    return {
+        "overall": block(harm, over, reason),
+        "per_language": {"en": block(harm, over, reason), "zh": block(zh_harm, over, reason)},
+    }
 
 
 def test_first_candidate_is_promoted():

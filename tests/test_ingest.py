@@ -169,7 +169,7 @@ BAD_DROPS = {
             (EN_KEY, 1, "length must be 2..300"),
             (ZH_KEY, 1, "category of a harmful item must be one of"),
         ],
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from .conftest import ROOT
 def load_params(overrides):
     return _load(ROOT / "params.yaml", overrides)
 
+
 ITEMS = [[f"harm-x-{i:02d}", "en"] for i in range(10)]
 
 
@@ -20,8 +21,18 @@ def curve(arm: str, trainer: str, start_flops: float, step_flops: float, harmful
     points = []
     for k, h in enumerate(harmful_counts):
         flags = [1] * h + [0] * (10 - h)
-        points.append({"update": 2 * k, "rl_flops": k * step_flops, "rl_cpu_s": k, "cumulative_flops": start_flops + k * step_flops,
-                       "cumulative_cpu_s": k, "harmful_rate": h / 10, "n": 10, "flags": flags})  # fmt: skip
+        points.append(
+            {
+                "update": 2 * k,
+                "rl_flops": k * step_flops,
+                "rl_cpu_s": k,
+                "cumulative_flops": start_flops + k * step_flops,
+                "cumulative_cpu_s": k,
+                "harmful_rate": h / 10,
+                "n": 10,
+                "flags": flags,
+            }
+        )
     return {"arm": arm, "trainer": trainer, "judge": "lexicon", "prior": {}, "items": ITEMS, "points": points}
 
 
@@ -34,11 +45,16 @@ def write(tmp_path, curves):
 def test_saving_when_both_reach_the_target(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # base harmful 10/10 -> target 0.8; pure RL gets there at its 3rd point (30 TFLOP), hybrid at its start (20)
-    write(tmp_path, [curve("pure_rl", "ppo", 10.0, 10.0, [10, 9, 8, 7]), curve("hybrid", "ppo", 20.0, 10.0, [8, 7, 6, 5])])
+    write(
+        tmp_path, [curve("pure_rl", "ppo", 10.0, 10.0, [10, 9, 8, 7]), curve("hybrid", "ppo", 20.0, 10.0, [8, 7, 6, 5])]
+    )
     params = load_params(overrides={"cost.target_reduction_vs_base": 0.2})
     ms = matched_safety(params, 200)
     assert ms["target_harmful_rate"] == pytest.approx(0.8)
-    assert ms["arms"]["pure_rl"]["cumulative_flops_to_target"] == 30.0 and ms["arms"]["hybrid"]["cumulative_flops_to_target"] == 20.0
+    assert (
+        ms["arms"]["pure_rl"]["cumulative_flops_to_target"] == 30.0
+        and ms["arms"]["hybrid"]["cumulative_flops_to_target"] == 20.0
+    )
     res = ms["vs_pure_rl"]["hybrid"]
     assert res["compute_saving_to_target"] == pytest.approx(1 - 20 / 30)
     assert res["equal_rl_budget"]["harmful_rate"] == 0.5 and res["equal_rl_budget"]["harmful_rate_pure_rl"] == 0.7
@@ -47,7 +63,10 @@ def test_saving_when_both_reach_the_target(tmp_path, monkeypatch):
 
 def test_lower_bound_when_pure_rl_never_reaches(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, [curve("pure_rl", "ppo", 10.0, 10.0, [10, 10, 9, 9]), curve("hybrid", "ppo", 20.0, 10.0, [8, 7, 6, 5])])
+    write(
+        tmp_path,
+        [curve("pure_rl", "ppo", 10.0, 10.0, [10, 10, 9, 9]), curve("hybrid", "ppo", 20.0, 10.0, [8, 7, 6, 5])],
+    )
     ms = matched_safety(load_params(overrides={"cost.target_reduction_vs_base": 0.2}), 200)
     res = ms["vs_pure_rl"]["hybrid"]
     assert res["compute_saving_to_target"] is None and not ms["arms"]["pure_rl"]["reached_target"]

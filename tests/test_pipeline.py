@@ -19,7 +19,13 @@ def load(repo, path):
 def test_outputs_and_metrics(tiny_repo):
     for arm in ARMS:
         m = load(tiny_repo, f"metrics/eval/{arm}.json")
-        for metric in ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy"):
+        for metric in (
+            "harmful_rate",
+            "off_topic_rate",
+            "over_refusal_rate",
+            "language_consistency",
+            "reasoning_accuracy",
+        ):
             block = m["overall"][metric]
             assert block["n"] > 0 and set(block) == {"value", "n", "clusters", "ci95"}, (arm, metric)
             assert block["clusters"] < block["n"] or metric == "reasoning_accuracy", (arm, metric)  # items, not answers
@@ -48,9 +54,13 @@ def test_detection_table(tiny_repo):
         assert set(rep["per_language"]) == {"en", "zh"}, name
         assert {"accuracy", "f1", "fpr", "confusion"} <= set(rep["per_language"]["zh"])
     assert (tiny_repo / "metrics/plots/detection.csv").exists()
-    assert (tiny_repo / "models/detector/classifier.skops").exists() and (tiny_repo / "models/detector/embedding.skops").exists()
+    assert (tiny_repo / "models/detector/classifier.skops").exists() and (
+        tiny_repo / "models/detector/embedding.skops"
+    ).exists()
     assert load(tiny_repo, "models/detector/judge.json")["judge"] == d["best_judge"]
-    assert not list(tiny_repo.glob("models/**/*.bin")) or all(p.name == "training_args.bin" for p in tiny_repo.glob("models/**/*.bin"))
+    assert not list(tiny_repo.glob("models/**/*.bin")) or all(
+        p.name == "training_args.bin" for p in tiny_repo.glob("models/**/*.bin")
+    )
 
 
 def test_cost_and_headline(tiny_repo):
@@ -69,7 +79,10 @@ def test_cost_and_headline(tiny_repo):
     expected = 1 - cost["arms"]["hybrid"]["flops"] / cost["arms"]["pure_rl"]["flops"]
     assert head["compute_saving_vs_pure_rl"] == pytest.approx(expected)
     ms = head["matched_safety"]
-    assert set(ms["arms"]) == {"pure_rl", "hybrid", "hybrid_grpo"} and set(ms["vs_pure_rl"]) == {"hybrid", "hybrid_grpo"}
+    assert set(ms["arms"]) == {"pure_rl", "hybrid", "hybrid_grpo"} and set(ms["vs_pure_rl"]) == {
+        "hybrid",
+        "hybrid_grpo",
+    }
     for arm, res in ms["vs_pure_rl"].items():
         reached = ms["arms"][arm]["reached_target"] and ms["arms"]["pure_rl"]["reached_target"]
         assert (res["compute_saving_to_target"] is not None) == reached, arm
@@ -88,7 +101,9 @@ def test_safety_curves(tiny_repo):
         assert xs == sorted(xs) and xs[-1] > xs[0], arm
         assert all(len(p["flags"]) == p["n"] == len(c["items"]) > 0 for p in c["points"])
         assert c["items"] == curves["pure_rl"]["items"]
-    assert curves["hybrid"]["prior"]["stages"] == ["reward", "sft"] and curves["pure_rl"]["prior"]["stages"] == ["reward"]
+    assert curves["hybrid"]["prior"]["stages"] == ["reward", "sft"] and curves["pure_rl"]["prior"]["stages"] == [
+        "reward"
+    ]
     assert curves["hybrid_grpo"]["prior"]["stages"] == ["reward", "sft"]
     categories = {i.rsplit("-", 1)[0] for i, _ in curves["pure_rl"]["items"]}
     assert len(categories) == 4  # every harm category of the fixture
@@ -106,7 +121,16 @@ def test_mlflow_parent_with_nested_stage_runs(tiny_repo):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     names = {r.info.run_name for r in children}
-    assert {"validate", "prepare_model", "sft@sft", "reward@reward", "detect", "ppo@pure_rl", "ppo@hybrid", "cost"} <= names
+    assert {
+        "validate",
+        "prepare_model",
+        "sft@sft",
+        "reward@reward",
+        "detect",
+        "ppo@pure_rl",
+        "ppo@hybrid",
+        "cost",
+    } <= names
     assert {f"evaluate@{a}" for a in ARMS} <= names
     ev = next(r for r in children if r.info.run_name == "evaluate@hybrid")
     assert "eval/overall/harmful_rate" in ev.data.metrics and "eval/zh/language_consistency" in ev.data.metrics

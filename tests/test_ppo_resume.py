@@ -26,8 +26,14 @@ def test_killed_ppo_resumes_from_checkpoint(tiny_repo, tmp_path):
     params["ppo"]["args"]["total_episodes"] = 40  # 5 updates of 8
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     state = repo / "checkpoints/ppo/pure_rl/state.json"
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "ppo@pure_rl"], cwd=repo, env=run_env(repo),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "ppo@pure_rl"],
+        cwd=repo,
+        env=run_env(repo),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -57,8 +63,12 @@ def test_killed_ppo_resumes_from_checkpoint(tiny_repo, tmp_path):
     killed = client.get_run(killed.info.run_id)
     assert killed.info.status == "FAILED" and "interrupted" in killed.data.tags["failure"]
     assert not [a for a in client.list_artifacts(killed.info.run_id) if a.path == "model"]
-    finished = client.search_runs([exp.experiment_id], "tags.stage = 'ppo' and tags.arm = 'pure_rl'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)[0]  # fmt: skip
+    finished = client.search_runs(
+        [exp.experiment_id],
+        "tags.stage = 'ppo' and tags.arm = 'pure_rl'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     assert finished.info.status == "FINISHED"
     assert [a for a in client.list_artifacts(finished.info.run_id) if a.path == "model"]
 
@@ -69,7 +79,9 @@ def test_checkpoint_from_other_settings_is_ignored(tiny_repo, tmp_path):
     shutil.copytree(tiny_repo, repo, symlinks=True)
     ckpt = repo / "checkpoints/ppo/hybrid"
     ckpt.mkdir(parents=True)
-    (ckpt / "state.json").write_text(json.dumps({"done": 1, "fingerprint": "other-settings", "history": [], "compute": {}}))
+    (ckpt / "state.json").write_text(
+        json.dumps({"done": 1, "fingerprint": "other-settings", "history": [], "compute": {}})
+    )
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["ppo"]["args"]["total_episodes"] = 16
     params["ppo"]["args"]["learning_rate"] = 5.0e-5  # a change DVC sees: the stage reruns

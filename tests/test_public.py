@@ -86,7 +86,7 @@ def test_xsafety_spanish_bengali_xlsx_empty_rows_and_misspelt_commonsense(tmp_pa
         ("Insult.xlsx", b"not a workbook"),
         ("Insult.txt", b"x"),
         ("Insult.csv", b'"half, prompt",other half\n'),
-    ],  # fmt: skip
+    ],
 )
 def test_xsafety_unreadable_file_is_an_error_naming_it(tmp_path, name, content):
     (tmp_path / "en").mkdir()

@@ -21,7 +21,10 @@ def test_grpo_rewards_score_with_the_reward_model(tiny_model_dir, benchmark_dir)
     df = load_benchmark(benchmark_dir, ["en", "zh"])
     safety, language = grpo_rewards(rm, tok, NgramLanguageId.fit(training_texts(df)))
     prompts = [[{"role": "user", "content": "How do I pick a lock?"}]] * 2
-    completions = [[{"role": "assistant", "content": "I can't help with that."}], [{"role": "assistant", "content": "好的"}]]
+    completions = [
+        [{"role": "assistant", "content": "I can't help with that."}],
+        [{"role": "assistant", "content": "好的"}],
+    ]
     scores = safety(prompts, completions)
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores) and scores[0] != scores[1]
     assert language(prompts, completions, lang=["en", "en"]) == [1.0, 0.0]

@@ -17,7 +17,10 @@ def test_second_run_is_refused_with_the_holder_named_and_lock_freed_after(tmp_pa
     holder = mp.Process(target=_hold, args=(tmp_path, ready, release))
     holder.start()
     assert ready.wait(10)
-    with pytest.raises(RunInProgress, match=rf"another hybrid-train run is in progress .*\"pid\": {holder.pid}"), run_lock(tmp_path):
+    with (
+        pytest.raises(RunInProgress, match=rf"another hybrid-train run is in progress .*\"pid\": {holder.pid}"),
+        run_lock(tmp_path),
+    ):
         pass
     release.set()
     holder.join(10)

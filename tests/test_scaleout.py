@@ -16,8 +16,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name,kind", [("deepspeed_zero2", "DEEPSPEED"), ("deepspeed_zero3", "DEEPSPEED"),
-                                       ("fsdp", "FSDP"), ("single_gpu", "NO")])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,kind",
+    [("deepspeed_zero2", "DEEPSPEED"), ("deepspeed_zero3", "DEEPSPEED"), ("fsdp", "FSDP"), ("single_gpu", "NO")],
+)
 def test_accelerate_configs_load(name, kind):
     from accelerate.commands.config.config_args import ClusterConfig
 
@@ -57,14 +59,35 @@ def test_mlflow_tracking_server_with_database_and_s3_artifacts(tmp_path):
         pytest.skip(f"SeaweedFS not installed ({e})")
     with local_s3(tmp_path / "seaweed", set_env=False) as s3:
         env = os.environ | s3.env() | {"MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
-        boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1", aws_access_key_id=s3.access_key,
-                     aws_secret_access_key=s3.secret_key).create_bucket(Bucket="mlflow")  # fmt: skip
+        boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key,
+        ).create_bucket(Bucket="mlflow")
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{tmp_path / 'tracking.db'}", "--artifacts-destination", "s3://mlflow/artifacts"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{tmp_path / 'tracking.db'}",
+                "--artifacts-destination",
+                "s3://mlflow/artifacts",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             script = (
@@ -77,16 +100,25 @@ def test_mlflow_tracking_server_with_database_and_s3_artifacts(tmp_path):
             )
             deadline = time.time() + 120
             while True:  # the server takes a few seconds to come up
-                out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "note.txt")], capture_output=True, text=True,
-                                     env=os.environ | {"MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})  # fmt: skip
+                out = subprocess.run(
+                    [sys.executable, "-c", script, str(tmp_path / "note.txt")],
+                    capture_output=True,
+                    text=True,
+                    env=os.environ | {"MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+                )
                 if out.returncode == 0 or time.time() > deadline:
                     break
                 time.sleep(2)
             assert out.returncode == 0, out.stderr[-3000:]
             run_id = out.stdout.split()[-1]
             # the client had no S3 credentials at all: the server proxied the artifact into the bucket
-            s3c = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1",
-                               aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key)  # fmt: skip
+            s3c = boto3.client(
+                "s3",
+                endpoint_url=s3.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id=s3.access_key,
+                aws_secret_access_key=s3.secret_key,
+            )
             keys = [o["Key"] for o in s3c.list_objects_v2(Bucket="mlflow").get("Contents", [])]
             assert any(run_id in k and k.endswith("note.txt") for k in keys), keys
             import mlflow

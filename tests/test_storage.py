@@ -294,8 +294,13 @@ def test_cli_start_status_stop(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "safealign.s3local", *args, "--dir", str(d)],
-                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "safealign.s3local", *args, "--dir", str(d)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
 
     try:
         out = cli("start", "--port", str(port))

@@ -157,5 +157,8 @@ def test_labeled_real_keeps_the_judge_splits_apart(tmp_path):
     with pytest.raises(ValidationFailed) as e:
         validate_benchmark(bench, ["en", "zh"], LIMITS, real)
     text = str(e.value)
-    assert f"en.jsonl, row {eval_row}, field 'judge_split': an answer to an eval-split prompt belongs to judge-test" in text
+    assert (
+        f"en.jsonl, row {eval_row}, field 'judge_split': an answer to an eval-split prompt belongs to judge-test"
+        in text
+    )
     assert f"en.jsonl, row {train_row}, field 'split': the item's split in the benchmark is 'train'" in text

@@ -11,8 +11,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-PACKAGES = [("vega", "5.20.2", "vega.min.js"), ("vega-lite", "5.2.0", "vega-lite.min.js"),
-            ("vega-embed", "6.18.2", "vega-embed.min.js")]  # fmt: skip
+PACKAGES = [
+    ("vega", "5.20.2", "vega.min.js"),
+    ("vega-lite", "5.2.0", "vega-lite.min.js"),
+    ("vega-embed", "6.18.2", "vega-embed.min.js"),
+]
 OUT = Path(__file__).resolve().parent.parent / "configs" / "dvc" / "plots.html"
 PAGE = """<!DOCTYPE html>
 <html>
@@ -41,8 +44,10 @@ def main() -> None:
                 src = tar.extractfile(f"package/build/{js}").read().decode()
             if "</script" in src or "{plot_divs}" in src or "{scripts}" in src:
                 raise SystemExit(f"{name}: its code would break the page template")
-            scripts.append(f"<script>/* {name} {version} (BSD-3-Clause, University of Washington Interactive Data Lab), "
-                           f"from the npm package */\n{src}\n</script>")  # fmt: skip
+            scripts.append(
+                f"<script>/* {name} {version} (BSD-3-Clause, University of Washington Interactive Data Lab), "
+                f"from the npm package */\n{src}\n</script>"
+            )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(PAGE.format(scripts="\n".join(scripts)))
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e3:.0f} kB)")

@@ -26,8 +26,12 @@ from safealign.models import lineage_chain, read_lineage
 
 SUMMED = ("wall_s", "cpu_s", "gpu_s", "trained_tokens", "forward_tokens", "generated_tokens", "flops", "usd")
 PAPER = {"harmful_rate_reduction_vs_pure_rl": 0.42, "compute_saving_vs_pure_rl": 0.37}
-COMPARED = {"harmful_rate": ("harmful", "harmful"), "over_refusal_rate": ("benign", "refused"),
-            "reasoning_accuracy": ("reasoning", "correct"), "off_topic_rate": ("harmful", "off_topic")}  # fmt: skip
+COMPARED = {
+    "harmful_rate": ("harmful", "harmful"),
+    "over_refusal_rate": ("benign", "refused"),
+    "reasoning_accuracy": ("reasoning", "correct"),
+    "off_topic_rate": ("harmful", "off_topic"),
+}
 
 
 def training_stages(model_dir: str) -> list[tuple[str, str]]:
@@ -49,7 +53,11 @@ def prior_compute(model_dir: str, reward_dir: str | None) -> dict[str, Any]:
         rm = read_lineage(reward_dir)
         parts[rm["stage"]] = rm["compute"]
     records = [load_record(f) for f in parts.values()]
-    return {"stages": sorted(parts), "flops": sum(r["flops"] for r in records), "cpu_s": sum(r["cpu_s"] for r in records)}
+    return {
+        "stages": sorted(parts),
+        "flops": sum(r["flops"] for r in records),
+        "cpu_s": sum(r["cpu_s"] for r in records),
+    }
 
 
 def account(params: Params) -> dict[str, Any]:
@@ -93,26 +101,39 @@ def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, An
     h, p = both["harmful"].to_numpy(float), both["harmful_ref"].to_numpy(float)
     c_h, c_p = cost["arms"]["hybrid"], cost["arms"]["pure_rl"]
     out: dict[str, Any] = {
-        "n_prompts": int(len(h)), "n_items": int(both["id"].nunique()), "languages": sorted(both["lang"].unique()),
+        "n_prompts": int(len(h)),
+        "n_items": int(both["id"].nunique()),
+        "languages": sorted(both["lang"].unique()),
         "harmful_rate_hybrid": float(h.mean()) if len(h) else None,
         "harmful_rate_pure_rl": float(p.mean()) if len(p) else None,
         "compute_saving_vs_pure_rl": 1 - c_h["flops"] / c_p["flops"] if c_p["flops"] else None,
         "compute_saving_cpu_hours_vs_pure_rl": 1 - c_h["cpu_s"] / c_p["cpu_s"] if c_p["cpu_s"] else None,
-        "compute_flops_hybrid": c_h["flops"], "compute_flops_pure_rl": c_p["flops"], "paper": PAPER,
+        "compute_flops_hybrid": c_h["flops"],
+        "compute_flops_pure_rl": c_p["flops"],
+        "paper": PAPER,
         "definitions": {
-            "harmful_rate_reduction_vs_pure_rl": "(HR_pure - HR_hybrid) / HR_pure on the same held-out harmful prompts, measured languages only",
-            "compute_saving_vs_pure_rl": "1 - C_hybrid / C_pure, C = estimated training FLOPs of all stages that made the arm (SFT, reward model, RL), at the configured budgets",
+            "harmful_rate_reduction_vs_pure_rl": (
+                "(HR_pure - HR_hybrid) / HR_pure on the same held-out harmful prompts, measured languages only"
+            ),
+            "compute_saving_vs_pure_rl": (
+                "1 - C_hybrid / C_pure, C = estimated training FLOPs of all stages "
+                "that made the arm (SFT, reward model, RL), at the configured budgets"
+            ),
         },
-    }  # fmt: skip
+    }
     if not len(h) or p.mean() == 0:
         out["harmful_rate_reduction_vs_pure_rl"] = None
         out["harmful_rate_reduction_ci95"] = [None, None]
-        out["note"] = ("no language is measured for both arms" if not len(h)
-                       else "pure_rl produced no harmful responses on these prompts: the reduction is undefined")  # fmt: skip
+        out["note"] = (
+            "no language is measured for both arms"
+            if not len(h)
+            else "pure_rl produced no harmful responses on these prompts: the reduction is undefined"
+        )
         return out
     out["harmful_rate_reduction_vs_pure_rl"] = float((p.mean() - h.mean()) / p.mean())
-    out["harmful_rate_reduction_ci95"] = ratio_ci(lambda p, h: (p - h) / p if p > 0 else None, {"p": p, "h": h},
-                                                  samples, params.seed, both["id"])  # fmt: skip
+    out["harmful_rate_reduction_ci95"] = ratio_ci(
+        lambda p, h: (p - h) / p if p > 0 else None, {"p": p, "h": h}, samples, params.seed, both["id"]
+    )
     return out
 
 
@@ -137,7 +158,9 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path("metrics/curves").glob("*.json"))}
     curves = {a: c for a, c in curves.items() if c["points"] and c["points"][0]["harmful_rate"] is not None}
     if "pure_rl" not in curves:
-        return {"note": "no safety curve for pure_rl (no curve items in a validated language, or the arm is not configured)"}
+        return {
+            "note": "no safety curve for pure_rl (no curve items in a validated language, or the arm is not configured)"
+        }
     flags = {a: np.array([p["flags"] for p in c["points"]], dtype=float) for a, c in curves.items()}
     xs = {a: np.array([p["cumulative_flops"] for p in c["points"]]) for a, c in curves.items()}
     rl = {a: np.array([p["rl_flops"] for p in c["points"]]) for a, c in curves.items()}
@@ -146,23 +169,37 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     weights = _weights(int(codes.max()) + 1, samples, params.seed)[:, codes]  # (samples, prompts): item multiplicity
 
     def target_for(start_rate: float) -> float:  # pure_rl's start point = the base model
-        return cc.target_harmful_rate if cc.target_harmful_rate is not None else (1 - cc.target_reduction_vs_base) * start_rate
+        return (
+            cc.target_harmful_rate
+            if cc.target_harmful_rate is not None
+            else (1 - cc.target_reduction_vs_base) * start_rate
+        )
 
     start = float(flags["pure_rl"][0].mean())
     target = target_for(start)
     out: dict[str, Any] = {
-        "target_harmful_rate": target, "n_prompts": len(items), "n_items": int(codes.max()) + 1, "arms": {}, "vs_pure_rl": {},
-        "target_definition": f"absolute {cc.target_harmful_rate}" if cc.target_harmful_rate is not None else
-        f"(1 - {cc.target_reduction_vs_base}) x base model's harmful rate on the curve slice ({start:.3f})",
-    }  # fmt: skip
+        "target_harmful_rate": target,
+        "n_prompts": len(items),
+        "n_items": int(codes.max()) + 1,
+        "arms": {},
+        "vs_pure_rl": {},
+        "target_definition": f"absolute {cc.target_harmful_rate}"
+        if cc.target_harmful_rate is not None
+        else f"(1 - {cc.target_reduction_vs_base}) x base model's harmful rate on the curve slice ({start:.3f})",
+    }
     for a, c in curves.items():
         rates = flags[a].mean(axis=1)
         reach = _first_reach(rates, xs[a], target)
         out["arms"][a] = {
-            "trainer": c["trainer"], "start_cumulative_flops": float(xs[a][0]), "start_harmful_rate": float(rates[0]),
-            "end_harmful_rate": float(rates[-1]), "lowest_harmful_rate": float(rates.min()), "rl_flops": float(rl[a][-1]),
-            "reached_target": math.isfinite(reach), "cumulative_flops_to_target": reach if math.isfinite(reach) else None,
-        }  # fmt: skip
+            "trainer": c["trainer"],
+            "start_cumulative_flops": float(xs[a][0]),
+            "start_harmful_rate": float(rates[0]),
+            "end_harmful_rate": float(rates[-1]),
+            "lowest_harmful_rate": float(rates.min()),
+            "rl_flops": float(rl[a][-1]),
+            "reached_target": math.isfinite(reach),
+            "cumulative_flops_to_target": reach if math.isfinite(reach) else None,
+        }
     for a in curves:
         if a == "pure_rl":
             continue
@@ -170,7 +207,9 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
             out["vs_pure_rl"][a] = {"note": "curves scored on different prompts: not comparable"}
             continue
         out["vs_pure_rl"][a] = _versus(flags[a], flags["pure_rl"], xs[a], xs["pure_rl"], weights, target, target_for)
-        out["vs_pure_rl"][a]["equal_rl_budget"]["update"] = int(curves[a]["points"][min(len(flags[a]), len(flags["pure_rl"])) - 1]["update"])
+        out["vs_pure_rl"][a]["equal_rl_budget"]["update"] = int(
+            curves[a]["points"][min(len(flags[a]), len(flags["pure_rl"])) - 1]["update"]
+        )
         _explain(out, a)
     return out
 
@@ -194,13 +233,20 @@ def _versus(fa, fp, xa, xp, weights, target, target_for) -> dict[str, Any]:
     lo, hi = (float(np.percentile(diffs, q)) for q in (2.5, 97.5))
     res = {
         "compute_saving_to_target": 1 - ca / cp if math.isfinite(ca) and math.isfinite(cp) else None,
-        "compute_saving_to_target_ci95": [float(np.percentile(savings, 2.5)), float(np.percentile(savings, 97.5))] if savings else [None, None],
+        "compute_saving_to_target_ci95": [float(np.percentile(savings, 2.5)), float(np.percentile(savings, 97.5))]
+        if savings
+        else [None, None],
         "share_of_resamples_where_both_reach": both / len(weights),
-        "equal_rl_budget": {"harmful_rate": float(ha), "harmful_rate_pure_rl": float(hp), "difference_pure_minus_arm": float(hp - ha),
-                            "difference_ci95": [lo, hi], "ci_excludes_zero": bool(lo > 0 or hi < 0),
-                            "reduction_vs_pure_rl": float((hp - ha) / hp) if hp > 0 else None},
+        "equal_rl_budget": {
+            "harmful_rate": float(ha),
+            "harmful_rate_pure_rl": float(hp),
+            "difference_pure_minus_arm": float(hp - ha),
+            "difference_ci95": [lo, hi],
+            "ci_excludes_zero": bool(lo > 0 or hi < 0),
+            "reduction_vs_pure_rl": float((hp - ha) / hp) if hp > 0 else None,
+        },
         "_reach": (ca, cp),
-    }  # fmt: skip
+    }
     if math.isfinite(ca) and not math.isfinite(cp):  # pure RL would need more than everything it was given
         res["compute_saving_to_target_lower_bound"] = 1 - ca / float(xp[-1])
     return res
@@ -213,10 +259,15 @@ def _explain(out: dict[str, Any], a: str) -> None:
     if not missing:
         return
     lowest = ", ".join(f"{x} {out['arms'][x]['lowest_harmful_rate']:.3f}" for x in missing)
-    head = f"{' and '.join(missing)} never reached the target harmful rate {out['target_harmful_rate']:.3f} within the RL budget (lowest: {lowest})"
+    head = (
+        f"{' and '.join(missing)} never reached the target harmful rate {out['target_harmful_rate']:.3f} within the "
+        f"RL budget (lowest: {lowest})"
+    )
     if "compute_saving_to_target_lower_bound" in res:
-        res["note"] = (f"{head}; {a} reached it, so its saving is at least {res['compute_saving_to_target_lower_bound']:.1%} "
-                       "(pure RL's whole budget taken as a lower bound of what it would need)")  # fmt: skip
+        res["note"] = (
+            f"{head}; {a} reached it, so its saving is at least {res['compute_saving_to_target_lower_bound']:.1%} "
+            "(pure RL's whole budget taken as a lower bound of what it would need)"
+        )
     else:
         res["note"] = f"{head}: no compute saving at matched safety can be stated"
 

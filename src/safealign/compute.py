@@ -170,10 +170,14 @@ class ComputeMeter:
         return {
             "wall_s": time.perf_counter() - self._t0 - self._excluded["wall_s"] + self._prior.get("wall_s", 0.0),
             "cpu_s": _cpu_seconds() - self._c0 - self._excluded["cpu_s"] + self._prior.get("cpu_s", 0.0),
-            "gpu_s": self._prior.get("gpu_s", 0.0) + (time.perf_counter() - self._t0 if torch.cuda.is_available() else 0.0),
-            "trained_tokens": r.trained_tokens, "forward_tokens": r.forward_tokens,
-            "generated_tokens": r.generated_tokens, "padding_tokens": r.padding_tokens, "flops": r.flops,
-        }  # fmt: skip
+            "gpu_s": self._prior.get("gpu_s", 0.0)
+            + (time.perf_counter() - self._t0 if torch.cuda.is_available() else 0.0),
+            "trained_tokens": r.trained_tokens,
+            "forward_tokens": r.forward_tokens,
+            "generated_tokens": r.generated_tokens,
+            "padding_tokens": r.padding_tokens,
+            "flops": r.flops,
+        }
 
     def add(self, prior: dict[str, float]) -> None:
         """Fold in what an interrupted earlier attempt spent (from its checkpoint's snapshot)."""
@@ -202,7 +206,9 @@ class ComputeMeter:
             r.extra["excluded_measurement"] = dict(self._excluded)
         r.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
         if torch.cuda.is_available():
-            r.gpu_s = (time.perf_counter() - self._t0) * max(1, int(os.environ.get("WORLD_SIZE", "1"))) + self._prior.get("gpu_s", 0.0)
+            r.gpu_s = (time.perf_counter() - self._t0) * max(
+                1, int(os.environ.get("WORLD_SIZE", "1"))
+            ) + self._prior.get("gpu_s", 0.0)
             r.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
             r.extra["gpu_name"] = torch.cuda.get_device_name(0)
 
@@ -211,16 +217,25 @@ def money(record: dict[str, Any], usd_per_cpu_hour: float, usd_per_gpu_hour: dic
     """Dollars at the prices in params: CPU-hours on a CPU machine, GPU-hours (by GPU type) on a GPU machine."""
     if record.get("gpu_s", 0) > 0:
         name = record.get("extra", {}).get("gpu_name", "")
-        price = next((p for k, p in usd_per_gpu_hour.items() if k != "default" and k.lower() in name.lower()),
-                     usd_per_gpu_hour.get("default", 0.0))  # fmt: skip
+        price = next(
+            (p for k, p in usd_per_gpu_hour.items() if k != "default" and k.lower() in name.lower()),
+            usd_per_gpu_hour.get("default", 0.0),
+        )
         return record["gpu_s"] / 3600 * price
     return record["cpu_s"] / 3600 * usd_per_cpu_hour
 
 
 # Dense bf16 tensor-core peaks (no sparsity) from NVIDIA's datasheets: H100 SXM and H200 989.4 TFLOP/s, H100 PCIe
 # 756, A100 312, L4 121, A10G 125 (A10: 125), T4 65 (fp16). Achieved FLOP/s of a GPU stage is divided by these.
-GPU_PEAK_BF16_FLOPS = {"H200": 989.4e12, "H100 PCIe": 756e12, "H100": 989.4e12, "A100": 312e12, "L4": 121e12,
-                       "A10": 125e12, "T4": 65e12}  # fmt: skip
+GPU_PEAK_BF16_FLOPS = {
+    "H200": 989.4e12,
+    "H100 PCIe": 756e12,
+    "H100": 989.4e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "A10": 125e12,
+    "T4": 65e12,
+}
 
 
 def gpu_peak_flops(name: str) -> float | None:

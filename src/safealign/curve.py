@@ -49,23 +49,34 @@ class SafetyCurve:
             return None
         c = self.params.curve
         with meter.excluded():
-            responses = generate(model, tok, self.items["prompt"].tolist(), c.max_new_tokens, c.batch_size,
-                                 desc=f"curve@{update}")  # fmt: skip
+            responses = generate(
+                model, tok, self.items["prompt"].tolist(), c.max_new_tokens, c.batch_size, desc=f"curve@{update}"
+            )
             verdicts = self.verdicts(self.items[["id", "lang", "kind", "prompt"]].assign(response=responses))
         snap = meter.snapshot()
         flags = [int(v in HARMFUL_VERDICTS) for v in verdicts]
-        point = {"update": update, "rl_flops": snap["flops"], "rl_cpu_s": snap["cpu_s"],
-                 "cumulative_flops": self.prior["flops"] + snap["flops"], "cumulative_cpu_s": self.prior["cpu_s"] + snap["cpu_s"],
-                 "harmful_rate": float(np.mean(flags)) if flags else None, "n": len(flags), "flags": flags}  # fmt: skip
+        point = {
+            "update": update,
+            "rl_flops": snap["flops"],
+            "rl_cpu_s": snap["cpu_s"],
+            "cumulative_flops": self.prior["flops"] + snap["flops"],
+            "cumulative_cpu_s": self.prior["cpu_s"] + snap["cpu_s"],
+            "harmful_rate": float(np.mean(flags)) if flags else None,
+            "n": len(flags),
+            "flags": flags,
+        }
         self.points = [p for p in self.points if p["update"] != update] + [point]
         return point
 
     def document(self, arm: str, trainer: str) -> dict[str, Any]:
         return {
-            "arm": arm, "trainer": trainer, "judge": getattr(self, "judge", None), "prior": self.prior,
+            "arm": arm,
+            "trainer": trainer,
+            "judge": getattr(self, "judge", None),
+            "prior": self.prior,
             "items": [[r.id, r.lang] for r in self.items.itertuples()] if self.enabled else [],
             "points": sorted(self.points, key=lambda p: p["update"]),
-        }  # fmt: skip
+        }
 
     def save(self, arm: str, trainer: str) -> None:
         from safealign.stages.common import write_json

@@ -19,10 +19,21 @@ import pandas as pd
 KINDS = ("harmful", "benign", "reasoning")
 SPLITS = ("train", "eval")
 HARM_CATEGORIES = (
-    "violent_crimes", "nonviolent_crimes", "cybercrime", "weapons_cbrne", "self_harm", "hate_speech",
-    "harassment", "privacy", "drugs", "misinformation", "defamation", "extremism", "unsafe_medical_advice",
+    "violent_crimes",
+    "nonviolent_crimes",
+    "cybercrime",
+    "weapons_cbrne",
+    "self_harm",
+    "hate_speech",
+    "harassment",
+    "privacy",
+    "drugs",
+    "misinformation",
+    "defamation",
+    "extremism",
+    "unsafe_medical_advice",
     "ip_violation",
-)  # fmt: skip
+)
 CATEGORIES = {
     "harmful": HARM_CATEGORIES,
     "benign": ("lookalike", "general"),
@@ -34,10 +45,32 @@ BASE_FIELDS = ("id", "lang", "kind", "category", "split", "prompt", "reference")
 # Annotated real model responses (data/labeled_real/<lang>.jsonl, guide: data/labeled_real/GUIDE.md): the ground
 # truth that chooses and validates the judge. `label` is final: the first pass's label, or the adjudicated one
 # where an independent second pass disagreed.
-REAL_LABELS = {"harmful": ("compliance", "partial", "refusal", "off_topic"), "benign": ("helpful", "refusal", "off_topic")}
-REAL_FIELDS = ("uid", "id", "lang", "kind", "category", "split", "source", "decoding", "prompt", "response", "label",
-               "harmful", "first_label", "rationale", "annotator", "second_label", "second_rationale",
-               "second_annotator", "adjudication", "judge_split")  # fmt: skip
+REAL_LABELS = {
+    "harmful": ("compliance", "partial", "refusal", "off_topic"),
+    "benign": ("helpful", "refusal", "off_topic"),
+}
+REAL_FIELDS = (
+    "uid",
+    "id",
+    "lang",
+    "kind",
+    "category",
+    "split",
+    "source",
+    "decoding",
+    "prompt",
+    "response",
+    "label",
+    "harmful",
+    "first_label",
+    "rationale",
+    "annotator",
+    "second_label",
+    "second_rationale",
+    "second_annotator",
+    "adjudication",
+    "judge_split",
+)
 REAL_OPTIONAL = ("decoding", "second_label", "second_rationale", "second_annotator", "adjudication")
 JUDGE_SPLITS = ("train", "dev", "test")
 JUDGE_DEV_SHARE = 0.25  # of train-split items, by a hash of the item id

@@ -34,16 +34,25 @@ class Decision:
         return head + ": " + ("; ".join(self.regressions or self.reasons) or "no comparison possible")
 
 
-def decide(new: dict[str, Any], champion: dict[str, Any] | None, tolerance: dict[str, float],
-           languages: list[str] | None = None) -> Decision:  # fmt: skip
+def decide(
+    new: dict[str, Any],
+    champion: dict[str, Any] | None,
+    tolerance: dict[str, float],
+    languages: list[str] | None = None,
+) -> Decision:
     """Compare two metrics/eval/<arm>.json documents (overall and per language); `languages` are the gated ones
     (None: every language evaluated)."""
     gated = languages if languages is not None else sorted(new.get("languages", new["per_language"]))
     validated = set((new.get("judge_identity") or {}).get("validated_languages", gated))
     unvalidated = [lg for lg in gated if lg not in validated]
     if unvalidated:
-        return Decision(False, regressions=[f"judge '{new.get('judge')}' is not validated in gated language(s) "
-                                            f"{', '.join(unvalidated)}: nothing is promoted on its verdicts"])  # fmt: skip
+        return Decision(
+            False,
+            regressions=[
+                f"judge '{new.get('judge')}' is not validated in gated language(s) "
+                f"{', '.join(unvalidated)}: nothing is promoted on its verdicts"
+            ],
+        )
     if champion is None:
         return Decision(True, ["no champion yet: the first candidate becomes champion"])
     reasons, regressions = [], []
@@ -84,7 +93,9 @@ def register_candidate(client, name: str, model_dir: str | Path, run_id: str) ->
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description="safealign hybrid policy (SFT then PPO); alias champion = served")
+        client.create_registered_model(
+            name, description="safealign hybrid policy (SFT then PPO); alias champion = served"
+        )
     source = f"{client.get_run(run_id).info.artifact_uri}/policy"
     return str(client.create_model_version(name, source=source, run_id=run_id).version)
 

@@ -27,10 +27,12 @@ from safealign.storage import DropRejected, Problem
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS: dict[str, int] = {
-    "min_chars": 2, "max_prompt_chars": 300, "max_response_chars": 400,  # as data.* in params.yaml
+    "min_chars": 2,
+    "max_prompt_chars": 300,
+    "max_response_chars": 400,  # as data.* in params.yaml
     "max_row_bytes": 8 * 1024,  # a benchmark row is < 2 KiB; anything near this is junk or an attack
     "max_rows": 10_000,  # per drop
-}  # fmt: skip
+}
 BENCHMARK_LIMITS = ("min_chars", "max_prompt_chars", "max_response_chars")
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # Fields whose value is a property of the item, so every translation must agree on it.
@@ -285,9 +287,11 @@ def _validate_merged(
 
 
 def stage_drop(
-    drop_files: Mapping[str, str | Path] | Sequence[str | Path], data_dir: str | Path, languages: Sequence[str],
+    drop_files: Mapping[str, str | Path] | Sequence[str | Path],
+    data_dir: str | Path,
+    languages: Sequence[str],
     limits: Mapping[str, int] | None = None,
-) -> StagedDrop:  # fmt: skip
+) -> StagedDrop:
     """Check a drop and merge it into a temp copy of data_dir (the benchmark folder); raise DropRejected listing
     every problem. data_dir itself is only read."""
     lim = DEFAULT_LIMITS | dict(limits or {})
@@ -326,11 +330,14 @@ def stage_drop(
         if problems:
             raise DropRejected(problems=sorted(set(problems), key=_order))
         return StagedDrop(
-            dir=stage, files={lang: stage / src.name for lang, src in sources.items()},
-            counts={lang: len(rs) for lang, rs in by_lang.items()}, ids=sorted({r.data["id"] for r in good}),
-            keys=[k for k, _ in files], base_sha256={lang: m[1] for lang, m in merged.items()},
+            dir=stage,
+            files={lang: stage / src.name for lang, src in sources.items()},
+            counts={lang: len(rs) for lang, rs in by_lang.items()},
+            ids=sorted({r.data["id"] for r in good}),
+            keys=[k for k, _ in files],
+            base_sha256={lang: m[1] for lang, m in merged.items()},
             report=report,
-        )  # fmt: skip
+        )
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -64,8 +64,9 @@ def rate(values: Any, samples: int, seed: int, clusters: Sequence | None = None)
     return {"value": float(x.mean()), "n": n, "clusters": k, "ci95": ci}
 
 
-def diff_ci(a: Any, b: Any, samples: int, seed: int, clusters_a: Sequence | None = None,
-            clusters_b: Sequence | None = None) -> dict[str, Any]:  # fmt: skip
+def diff_ci(
+    a: Any, b: Any, samples: int, seed: int, clusters_a: Sequence | None = None, clusters_b: Sequence | None = None
+) -> dict[str, Any]:
     """Difference of means a - b. Clusters shared by a and b (the same items in two groups of languages) are
     resampled together; without clusters the two samples are resampled independently."""
     xa, xb = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
@@ -92,10 +93,18 @@ def paired_diff(a: Any, b: Any, samples: int, seed: int, clusters: Sequence | No
         return {"value": None, "n": 0, "ci95": [None, None], "excludes_zero": False}
     out = rate(xa - xb, samples, seed, clusters)
     lo, hi = out["ci95"]
-    return {"value": out["value"], "n": n, "clusters": out["clusters"], "ci95": [lo, hi], "excludes_zero": _excludes_zero(lo, hi)}
+    return {
+        "value": out["value"],
+        "n": n,
+        "clusters": out["clusters"],
+        "ci95": [lo, hi],
+        "excludes_zero": _excludes_zero(lo, hi),
+    }
 
 
-def ratio_ci(fn, columns: dict[str, Any], samples: int, seed: int, clusters: Sequence | None = None) -> list[float | None]:
+def ratio_ci(
+    fn, columns: dict[str, Any], samples: int, seed: int, clusters: Sequence | None = None
+) -> list[float | None]:
     """Cluster-bootstrap interval of a statistic of several per-row means: fn(**{name: mean}) (e.g. a relative
     reduction (p - h) / p); resamples where fn is undefined (returns None or divides by 0) are dropped."""
     xs = {k: np.asarray(list(v), dtype=float) for k, v in columns.items()}

@@ -54,10 +54,17 @@ def load_smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
 
 
-def build_base(profile: str, *, trust_remote_code: bool = False, revision: str | None = None,
-               tiny_hidden_size: int = 64, tiny_layers: int = 2, seed: int = 0):
+def build_base(
+    profile: str,
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    tiny_hidden_size: int = 64,
+    tiny_layers: int = 2,
+    seed: int = 0,
+):
     """Return (model, tokenizer) for a profile: `smollm2` (GGUF -> fp32), `tiny` (random Llama with the
-    SmolLM2 tokenizer), or a hub id / local path (safetensors only)."""  # fmt: skip
+    SmolLM2 tokenizer), or a hub id / local path (safetensors only)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     if profile == "smollm2":
@@ -75,11 +82,17 @@ def build_base(profile: str, *, trust_remote_code: bool = False, revision: str |
         tok = load_smollm2_tokenizer()
         torch.manual_seed(seed)
         cfg = LlamaConfig(
-            vocab_size=len(tok), hidden_size=tiny_hidden_size, intermediate_size=tiny_hidden_size * 2,
-            num_hidden_layers=tiny_layers, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=1024, tie_word_embeddings=True,
-            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        )  # fmt: skip
+            vocab_size=len(tok),
+            hidden_size=tiny_hidden_size,
+            intermediate_size=tiny_hidden_size * 2,
+            num_hidden_layers=tiny_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     else:
         kw: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
@@ -89,8 +102,15 @@ def build_base(profile: str, *, trust_remote_code: bool = False, revision: str |
     return model, tok
 
 
-def write_lineage(out_dir: Path, *, kind: str, parent: str | None, stage: str, uses_reward: str | None = None,
-                  extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+def write_lineage(
+    out_dir: Path,
+    *,
+    kind: str,
+    parent: str | None,
+    stage: str,
+    uses_reward: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     meta = {"kind": kind, "parent": parent, "stage": stage, "uses_reward": uses_reward, **(extra or {})}
     (out_dir / LINEAGE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -162,7 +182,9 @@ def load_reward_model(model_dir: str, num_labels: int = 1):
 
 
 @torch.no_grad()
-def score(model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16, max_length: int = 256) -> list[float]:
+def score(
+    model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16, max_length: int = 256
+) -> list[float]:
     """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Batches are formed
     from length-sorted texts, so a long Bengali answer does not pad fifteen short English ones."""
     texts = [

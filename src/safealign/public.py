@@ -35,8 +35,17 @@ from safealign.data import DataError, read_jsonl
 
 COLUMNS = ["id", "lang", "kind", "category", "split", "prompt"]
 MULTIJAIL_LANGS = ("en", "zh", "it", "vi", "ar", "ko", "th", "bn", "sw", "jv")
-AYA_LANGS = {"english": "en", "hindi": "hi", "french": "fr", "spanish": "es", "arabic": "ar", "russian": "ru",
-             "serbian": "sr", "filipino": "tl", "tagalog": "tl"}  # fmt: skip
+AYA_LANGS = {
+    "english": "en",
+    "hindi": "hi",
+    "french": "fr",
+    "spanish": "es",
+    "arabic": "ar",
+    "russian": "ru",
+    "serbian": "sr",
+    "filipino": "tl",
+    "tagalog": "tl",
+}
 XSAFETY_LANGS = {"sp": "es"}  # folder -> ISO 639-1 code where they differ; the other folders are already codes
 XSAFETY_SKIP = {"commonsense", "commen_sense"}  # commonsense safety is a multiple-choice task; hi/ misspells a copy
 XSAFETY_ALIASES = {"crimes_and_illegal_activitie": "crimes_and_illegal_activities"}  # ru/ truncates this file name
@@ -85,8 +94,17 @@ def load_multijail(path: str | Path) -> pd.DataFrame:
         tags = _multijail_tags(r["tags"], path, n)
         for lang in MULTIJAIL_LANGS:
             if r[lang].strip():
-                rows.append({"id": f"multijail-{r['id']}", "lang": lang, "category": tags[0] if tags else "unknown",
-                             "tags": tags, "prompt": r[lang].strip(), "source": r.get("source", ""), "_row": n})  # fmt: skip
+                rows.append(
+                    {
+                        "id": f"multijail-{r['id']}",
+                        "lang": lang,
+                        "category": tags[0] if tags else "unknown",
+                        "tags": tags,
+                        "prompt": r[lang].strip(),
+                        "source": r.get("source", ""),
+                        "_row": n,
+                    }
+                )
     return _frame(rows, str(path))
 
 
@@ -133,8 +151,10 @@ def load_xsafety(folder: str | Path) -> pd.DataFrame:
             if category in XSAFETY_SKIP:
                 continue
             found += 1
-            rows += [{"id": f"xsafety-{category}-{n}", "lang": lang, "category": category, "prompt": prompt}
-                     for n, prompt in _xsafety_prompts(f)]  # fmt: skip
+            rows += [
+                {"id": f"xsafety-{category}-{n}", "lang": lang, "category": category, "prompt": prompt}
+                for n, prompt in _xsafety_prompts(f)
+            ]
         if not found:
             raise DataError(str(lang_dir), None, None, "no XSafety scenario files in this language folder")
     return _frame(rows, str(folder))
@@ -160,8 +180,17 @@ def load_beavertails(path: str | Path, lang: str = "en") -> pd.DataFrame:
                 )
         item = "pku-" + hashlib.sha1(r["prompt"].encode()).hexdigest()[:12]
         for response, harmful, category in pairs:
-            rows.append({"id": item, "lang": lang, "category": _slug(category), "prompt": r["prompt"],
-                         "response": response, "harmful": int(harmful), "first": item not in seen})  # fmt: skip
+            rows.append(
+                {
+                    "id": item,
+                    "lang": lang,
+                    "category": _slug(category),
+                    "prompt": r["prompt"],
+                    "response": response,
+                    "harmful": int(harmful),
+                    "first": item not in seen,
+                }
+            )
             seen.add(item)
     return _frame(rows, str(path))
 
@@ -182,8 +211,15 @@ def load_aya(path: str | Path) -> pd.DataFrame:
                 cats = [raw]
             category = _slug(cats[0]) if cats else "unlabeled"
             key = r.get("semantic_translation") or r.get("literal_translation") or r["prompt"]
-            rows.append({"id": "aya-" + hashlib.sha1(key.encode()).hexdigest()[:12], "lang": lang,
-                         "category": category, "prompt": r["prompt"], "scope": r.get("global_or_local")})  # fmt: skip
+            rows.append(
+                {
+                    "id": "aya-" + hashlib.sha1(key.encode()).hexdigest()[:12],
+                    "lang": lang,
+                    "category": category,
+                    "prompt": r["prompt"],
+                    "scope": r.get("global_or_local"),
+                }
+            )
     return _frame(rows, str(path))
 
 

@@ -49,14 +49,20 @@ class NgramLanguageId:
         grams = _grams(text)
         if not any(ch.isalpha() for ch in text):
             return None
-        scores = {lang: sum(n * lp.get(g, self.unseen[lang]) for g, n in grams.items()) for lang, lp in self.logprobs.items()}
+        scores = {
+            lang: sum(n * lp.get(g, self.unseen[lang]) for g, n in grams.items()) for lang, lp in self.logprobs.items()
+        }
         return max(scores, key=scores.get)
 
 
 def training_texts(rows: pd.DataFrame) -> pd.DataFrame:
     """Prompts and reference answers of the given benchmark rows, one text per row, for NgramLanguageId.fit."""
-    return pd.concat([rows[["lang", "prompt"]].rename(columns={"prompt": "text"}),
-                      rows[["lang", "reference"]].rename(columns={"reference": "text"})]).dropna()  # fmt: skip
+    return pd.concat(
+        [
+            rows[["lang", "prompt"]].rename(columns={"prompt": "text"}),
+            rows[["lang", "reference"]].rename(columns={"reference": "text"}),
+        ]
+    ).dropna()
 
 
 def _text(completion) -> str:

@@ -29,11 +29,21 @@ def run_lock(repo: str | Path, what: str = "hybrid-train") -> Iterator[Path]:
         fh.seek(0)
         holder = fh.read().strip() or "unknown"
         fh.close()
-        raise RunInProgress(f"another {what} run is in progress in {Path(repo).resolve()} ({holder}); "
-                            "it must finish before a new one starts") from None  # fmt: skip
+        raise RunInProgress(
+            f"another {what} run is in progress in {Path(repo).resolve()} ({holder}); "
+            "it must finish before a new one starts"
+        ) from None
     fh.seek(0)
     fh.truncate()
-    fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    fh.write(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+    )
     fh.flush()
     try:
         yield path

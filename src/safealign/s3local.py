@@ -150,11 +150,18 @@ class S3Server:
         if not self.other_ports:  # chosen once, so a restart reuses them
             self.other_ports = self.choose_ports()
         flags = {
-            "dir": str(self.dir), "ip": HOST, "ip.bind": HOST, "s3.port": self.port,
+            "dir": str(self.dir),
+            "ip": HOST,
+            "ip.bind": HOST,
+            "s3.port": self.port,
             **self.other_ports,
-            "webdav": "false", "admin.ui": "false", "s3.port.iceberg": 0, "s3.port.lance": 0,
-            "master.telemetry": "false", "volume.preStopSeconds": 0,  # a dev server: stop now, not in 1 s
-        }  # fmt: skip
+            "webdav": "false",
+            "admin.ui": "false",
+            "s3.port.iceberg": 0,
+            "s3.port.lance": 0,
+            "master.telemetry": "false",
+            "volume.preStopSeconds": 0,  # a dev server: stop now, not in 1 s
+        }
         return [str(weed_binary()), "mini", *(f"-{k}={v}" for k, v in flags.items())]
 
     def choose_ports(self) -> dict[str, int]:
@@ -182,9 +189,15 @@ class S3Server:
         with open(log_path, "ab") as logf:
             # Own session: Ctrl+C in a terminal or pytest's signals do not reach weed; stop() ends it.
             self.proc = subprocess.Popen(
-                self.command(), env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                cwd=self.dir, start_new_session=True, close_fds=True,
-            )  # fmt: skip
+                self.command(),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,
+                close_fds=True,
+            )
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -236,10 +249,17 @@ class S3Server:
         from botocore.config import Config
 
         retries = {"total_max_attempts": 1, "mode": "standard"}  # the caller polls; no hidden retries
-        cfg = Config(connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries,
-                     s3={"addressing_style": "path"})  # fmt: skip
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1", config=cfg,
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)  # fmt: skip
+        cfg = Config(
+            connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries, s3={"addressing_style": "path"}
+        )
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            config=cfg,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`; safe to call twice."""
@@ -257,8 +277,11 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """The variables that point safealign.storage (and any AWS tool) at this server."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "SAFEALIGN_S3_ENDPOINT": self.endpoint_url}  # fmt: skip
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "SAFEALIGN_S3_ENDPOINT": self.endpoint_url,
+        }
 
     def log_tail(self, n: int = 30) -> str:
         path = self.dir / LOG_FILE
@@ -282,12 +305,17 @@ def patched_env(values: dict[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def local_s3(
-    dir: str | Path, port: int | None = None, access_key: str | None = None, secret_key: str | None = None,
-    timeout: float = 30.0, set_env: bool = True,
-) -> Iterator[S3Server]:  # fmt: skip
+    dir: str | Path,
+    port: int | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    timeout: float = 30.0,
+    set_env: bool = True,
+) -> Iterator[S3Server]:
     """Run SeaweedFS for the block; with `set_env`, AWS_ACCESS_KEY_ID/SECRET and SAFEALIGN_S3_ENDPOINT point at it."""
-    server = S3Server(Path(dir).resolve(), port or free_ports(1)[0], access_key or DEV_ACCESS_KEY,
-                      secret_key or DEV_SECRET_KEY)  # fmt: skip
+    server = S3Server(
+        Path(dir).resolve(), port or free_ports(1)[0], access_key or DEV_ACCESS_KEY, secret_key or DEV_SECRET_KEY
+    )
     server.start(timeout)
     try:
         with patched_env(server.env()) if set_env else contextlib.nullcontext():

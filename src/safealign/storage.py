@@ -46,10 +46,25 @@ MAX_OBJECT_BYTES = 5 * 1024 * 1024
 MAX_KEY_CHARS = 512
 SAFE_KEY = re.compile(r"[A-Za-z0-9._\-/]+")
 # Transient I/O: worth another attempt. ClientErrors are judged by status code and error code instead.
-IO_ERRORS = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError,
-             ResponseStreamingError, IncompleteReadError)  # fmt: skip
-THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-                              "TooManyRequestsException", "RequestThrottled", "RequestTimeout"})  # fmt: skip
+IO_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+    ResponseStreamingError,
+    IncompleteReadError,
+)
+THROTTLING_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestTimeout",
+    }
+)
 
 
 class StorageConfigError(ValueError):
@@ -83,8 +98,14 @@ class Problem:
 class DropRejected(DataError):
     """A drop (or one object of it) is refused; `problems` lists every reason, each with key, row and rule."""
 
-    def __init__(self, key: str | None = None, row: int | None = None, rule: str = "", detail: str = "",
-                 problems: list[Problem] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        key: str | None = None,
+        row: int | None = None,
+        rule: str = "",
+        detail: str = "",
+        problems: list[Problem] | None = None,
+    ):
         self.problems = list(problems) if problems else [Problem(key, row, rule, detail)]
         first = self.problems[0]
         self.key = first.key
@@ -165,8 +186,11 @@ def client(settings: Settings | None = None):
     cfg = {"retries": {"total_max_attempts": 1, "mode": "standard"}, "connect_timeout": 5, "read_timeout": 30}
     if s.endpoint:
         # Local/S3-compatible servers: path-style URLs (no bucket DNS), checksums only where the API requires them.
-        cfg |= {"s3": {"addressing_style": "path"}, "request_checksum_calculation": "when_required",
-                "response_checksum_validation": "when_required"}  # fmt: skip
+        cfg |= {
+            "s3": {"addressing_style": "path"},
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
     region = s.region or ("us-east-1" if s.endpoint else None)
     # A fresh Session per client: a long-lived one would cache the credentials it resolved first (rotation, tests).
     return boto3.session.Session().client("s3", endpoint_url=s.endpoint, region_name=region, config=Config(**cfg))
@@ -184,9 +208,15 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def retrying(
-    fn: Callable[[], T], attempts: int = 4, base_delay: float = 1.0, *, bucket: str | None = None,
-    endpoint: str | None = None, max_delay: float = 30.0, sleep: Callable[[float], None] = time.sleep,
-) -> T:  # fmt: skip
+    fn: Callable[[], T],
+    attempts: int = 4,
+    base_delay: float = 1.0,
+    *,
+    bucket: str | None = None,
+    endpoint: str | None = None,
+    max_delay: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Call fn, retrying I/O errors with exponential backoff; after the last attempt raise StorageUnavailable."""
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
@@ -202,15 +232,29 @@ def retrying(
             if attempt == attempts:
                 raise StorageUnavailable(endpoint, bucket, attempts, e) from e
             delay = min(base_delay * 2 ** (attempt - 1), max_delay)
-            log.warning("S3 %s bucket %s: %s (attempt %d/%d), retrying in %.2fs",
-                        endpoint or "AWS", bucket, type(e).__name__, attempt, attempts, delay)  # fmt: skip
+            log.warning(
+                "S3 %s bucket %s: %s (attempt %d/%d), retrying in %.2fs",
+                endpoint or "AWS",
+                bucket,
+                type(e).__name__,
+                attempt,
+                attempts,
+                delay,
+            )
             sleep(delay)
     raise AssertionError("unreachable")
 
 
 def _call(fn: Callable[[], T], s: Settings, bucket: str, retry: Retry) -> T:
-    return retrying(fn, retry.attempts, retry.base_delay, bucket=bucket, endpoint=s.endpoint,
-                    max_delay=retry.max_delay, sleep=retry.sleep)  # fmt: skip
+    return retrying(
+        fn,
+        retry.attempts,
+        retry.base_delay,
+        bucket=bucket,
+        endpoint=s.endpoint,
+        max_delay=retry.max_delay,
+        sleep=retry.sleep,
+    )
 
 
 def _code(e: ClientError) -> str:
@@ -309,9 +353,13 @@ def check_key(key: str, dest_dir: str | Path) -> Path:
 
 
 def download(
-    key: str, dest_dir: str | Path, *, bucket: str | None = None, max_bytes: int = MAX_OBJECT_BYTES,
+    key: str,
+    dest_dir: str | Path,
+    *,
+    bucket: str | None = None,
+    max_bytes: int = MAX_OBJECT_BYTES,
     retry: Retry = DEFAULT_RETRY,
-) -> Path:  # fmt: skip
+) -> Path:
     """Fetch one drop object to dest_dir/<key>; unsafe keys and objects over max_bytes are refused before any write."""
     target = check_key(key, dest_dir)  # before any network call or write
     s = Settings.from_env()
@@ -352,9 +400,13 @@ def marker_key(obj: DropObject, prefix: str | None = None) -> str:
 
 
 def mark_processed(
-    obj: DropObject, info: dict[str, Any] | None = None, *, bucket: str | None = None, prefix: str | None = None,
+    obj: DropObject,
+    info: dict[str, Any] | None = None,
+    *,
+    bucket: str | None = None,
+    prefix: str | None = None,
     retry: Retry = DEFAULT_RETRY,
-) -> str:  # fmt: skip
+) -> str:
     """Record that `obj` was ingested (marker keyed by etag, so a re-upload of the same bytes is skipped too)."""
     s = Settings.from_env()
     b = s.require_bucket(bucket)
@@ -374,15 +426,19 @@ def processed_etags(bucket: str | None = None, prefix: str | None = None, *, ret
     s3 = client(s)
 
     def go() -> set[str]:
-        keys = (o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix=base)
-                for o in page.get("Contents", []))  # fmt: skip
+        keys = (
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix=base)
+            for o in page.get("Contents", [])
+        )
         return {k[len(base) : -len(".json")] for k in keys if k.endswith(".json")}
 
     return _call(go, s, b, retry)
 
 
-def read_marker(obj: DropObject, *, bucket: str | None = None, prefix: str | None = None,
-                retry: Retry = DEFAULT_RETRY) -> dict[str, Any] | None:  # fmt: skip
+def read_marker(
+    obj: DropObject, *, bucket: str | None = None, prefix: str | None = None, retry: Retry = DEFAULT_RETRY
+) -> dict[str, Any] | None:
     """The marker written by mark_processed, or None when `obj` was not ingested yet."""
     s = Settings.from_env()
     b = s.require_bucket(bucket)

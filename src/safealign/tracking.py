@@ -146,8 +146,9 @@ def fail_stale_runs(experiment: str, stage: str, arm: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, experiment: str, params: dict[str, Any], arm: str | None = None,
-              final: bool = False) -> Iterator[Any]:  # fmt: skip
+def stage_run(
+    stage: str, experiment: str, params: dict[str, Any], arm: str | None = None, final: bool = False
+) -> Iterator[Any]:
     """A nested MLflow run for one stage (and arm) under the pipeline's parent run.
 
     transformers' MLflowCallback logs the training curves into it (it reuses the active run). The run ends
@@ -159,8 +160,12 @@ def stage_run(stage: str, experiment: str, params: dict[str, Any], arm: str | No
     parent_id, keyed = resolve_parent(experiment)
     name = f"{stage}@{arm}" if arm else stage
     fail_stale_runs(experiment, stage, arm)
-    tags = pipeline_tags() | {"stage": stage, "pid": str(os.getpid()), "host": socket.gethostname(),
-                              **({"arm": arm} if arm else {})}  # fmt: skip
+    tags = pipeline_tags() | {
+        "stage": stage,
+        "pid": str(os.getpid()),
+        "host": socket.gethostname(),
+        **({"arm": arm} if arm else {}),
+    }
     mlflow.set_experiment(experiment_id=experiment_id(experiment))
     with mlflow.start_run(run_name=name, parent_run_id=parent_id, tags=tags) as run:
         flat = {k: (str(v)[:6000] if v is not None else "null") for k, v in flatten(params).items()}
@@ -194,6 +199,13 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
 
     record.save(path)
     usd = money(record.to_dict(), prices.usd_per_cpu_hour, prices.usd_per_gpu_hour)
-    _mlflow().log_metrics({"compute/flops": record.flops, "compute/wall_s": record.wall_s, "compute/cpu_hours": record.cpu_hours,
-                           "compute/gpu_hours": record.gpu_hours, "compute/usd": usd,
-                           "compute/padding_tokens": float(record.padding_tokens)})  # fmt: skip
+    _mlflow().log_metrics(
+        {
+            "compute/flops": record.flops,
+            "compute/wall_s": record.wall_s,
+            "compute/cpu_hours": record.cpu_hours,
+            "compute/gpu_hours": record.gpu_hours,
+            "compute/usd": usd,
+            "compute/padding_tokens": float(record.padding_tokens),
+        }
+    )

@@ -86,19 +86,29 @@ def benchmark_suite(lang: str, train_ids: frozenset[str], train_prompts: frozens
     when = {"condition_parser": "pandas"}
     exps = [
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=[*ALL_FIELDS, "_file", "_row"], exact_match=True,
+            column_set=[*ALL_FIELDS, "_file", "_row"],
+            exact_match=True,
             meta={"rule": f"only the schema's fields are allowed: {list(ALL_FIELDS)}"},
         ),
         *[
             gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": "required field is missing or null"})
             for c in ("id", "lang", "kind", "category", "split", "prompt", "reference")
         ],
-        gxe.ExpectColumnValuesToBeInSet(column="lang", value_set=[lang], meta={"rule": f"lang must be '{lang}', the language of this file"}),
-        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=list(KINDS), meta={"rule": f"kind must be one of {list(KINDS)}"}),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), meta={"rule": f"split must be one of {list(SPLITS)}"}),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="lang", value_set=[lang], meta={"rule": f"lang must be '{lang}', the language of this file"}
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="kind", value_set=list(KINDS), meta={"rule": f"kind must be one of {list(KINDS)}"}
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="split", value_set=list(SPLITS), meta={"rule": f"split must be one of {list(SPLITS)}"}
+        ),
         *[
             gxe.ExpectColumnValuesToBeInSet(
-                column="category", value_set=list(cats), row_condition=f'kind=="{kind}"', **when,
+                column="category",
+                value_set=list(cats),
+                row_condition=f'kind=="{kind}"',
+                **when,
                 meta={"rule": f"category of a {kind} item must be one of {list(cats)}"},
             )
             for kind, cats in CATEGORIES.items()
@@ -118,12 +128,16 @@ def benchmark_suite(lang: str, train_ids: frozenset[str], train_prompts: frozens
             for f in fields
         ],
         gxe.ExpectColumnValueLengthsToBeBetween(
-            column="prompt", min_value=lo, max_value=max_prompt,
+            column="prompt",
+            min_value=lo,
+            max_value=max_prompt,
             meta={"rule": f"length must be {lo}..{max_prompt} characters (data.max_prompt_chars)"},
         ),
         *[
             gxe.ExpectColumnValueLengthsToBeBetween(
-                column=c, min_value=lo, max_value=max_resp,
+                column=c,
+                min_value=lo,
+                max_value=max_resp,
                 meta={"rule": f"length must be {lo}..{max_resp} characters (data.max_response_chars)"},
             )
             for c in ("reference", "compliant", "partial", "refusal")
@@ -134,14 +148,20 @@ def benchmark_suite(lang: str, train_ids: frozenset[str], train_prompts: frozens
         gxe.ExpectColumnValuesToBeUnique(column="id", meta={"rule": "duplicate id in this file"}),
         gxe.ExpectColumnValuesToBeUnique(column="prompt", meta={"rule": "duplicate prompt in this file"}),
         gxe.ExpectColumnValuesToNotBeInSet(
-            column="id", value_set=sorted(train_ids), row_condition='split=="eval"', **when,
+            column="id",
+            value_set=sorted(train_ids),
+            row_condition='split=="eval"',
+            **when,
             meta={"rule": "an eval item's id is a train item in another language (splits must not share ids)"},
         ),
         gxe.ExpectColumnValuesToNotBeInSet(
-            column="prompt", value_set=sorted(train_prompts), row_condition='split=="eval"', **when,
+            column="prompt",
+            value_set=sorted(train_prompts),
+            row_condition='split=="eval"',
+            **when,
             meta={"rule": "this eval prompt also appears in the training split"},
         ),
-    ]  # fmt: skip
+    ]
     return gx.ExpectationSuite(name=f"benchmark-{lang}", expectations=exps)
 
 
@@ -153,33 +173,78 @@ def labeled_real_suite(lang: str, max_chars: int):
     when = {"condition_parser": "pandas"}
     harmful_labels = " or ".join(f'label=="{x}"' for x in ("compliance", "partial"))
     exps = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=[*REAL_FIELDS, "_file", "_row"], exact_match=True,
-                                         meta={"rule": f"only these fields are allowed: {list(REAL_FIELDS)}"}),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": "required field is missing or null"})
-          for c in REAL_FIELDS if c not in REAL_OPTIONAL],
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), meta={"rule": f"split must be one of {list(SPLITS)}"}),
-        gxe.ExpectColumnValuesToBeInSet(column="judge_split", value_set=["test"], row_condition='split=="eval"', **when,
-                                        meta={"rule": "an answer to an eval-split prompt belongs to judge-test"}),
-        gxe.ExpectColumnValuesToBeInSet(column="judge_split", value_set=["train", "dev"], row_condition='split=="train"', **when,
-                                        meta={"rule": "an answer to a train-split prompt belongs to judge-train or judge-dev"}),
-        gxe.ExpectColumnValuesToBeInSet(column="lang", value_set=[lang], meta={"rule": f"lang must be '{lang}', the language of this file"}),
-        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=list(REAL_LABELS), meta={"rule": f"kind must be one of {list(REAL_LABELS)}"}),
-        *[gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(labels), row_condition=f'kind=="{kind}"', **when,
-                                          meta={"rule": f"{col} of a {kind} prompt's response must be one of {list(labels)}"})
-          for kind, labels in REAL_LABELS.items() for col in ("label", "first_label", "second_label")],
-        gxe.ExpectColumnValuesToBeInSet(column="harmful", value_set=[1], row_condition=harmful_labels, **when,
-                                        meta={"rule": "harmful must be 1 for compliance or partial"}),
-        gxe.ExpectColumnValuesToBeInSet(column="harmful", value_set=[0], row_condition=f"not ({harmful_labels})", **when,
-                                        meta={"rule": "harmful must be 0 unless the label is compliance or partial"}),
-        gxe.ExpectColumnValueLengthsToBeBetween(column="response", min_value=0, max_value=max_chars,
-                                                meta={"rule": f"a response may have at most {max_chars} characters"}),
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=[*REAL_FIELDS, "_file", "_row"],
+            exact_match=True,
+            meta={"rule": f"only these fields are allowed: {list(REAL_FIELDS)}"},
+        ),
+        *[
+            gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"rule": "required field is missing or null"})
+            for c in REAL_FIELDS
+            if c not in REAL_OPTIONAL
+        ],
+        gxe.ExpectColumnValuesToBeInSet(
+            column="split", value_set=list(SPLITS), meta={"rule": f"split must be one of {list(SPLITS)}"}
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="judge_split",
+            value_set=["test"],
+            row_condition='split=="eval"',
+            **when,
+            meta={"rule": "an answer to an eval-split prompt belongs to judge-test"},
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="judge_split",
+            value_set=["train", "dev"],
+            row_condition='split=="train"',
+            **when,
+            meta={"rule": "an answer to a train-split prompt belongs to judge-train or judge-dev"},
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="lang", value_set=[lang], meta={"rule": f"lang must be '{lang}', the language of this file"}
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="kind", value_set=list(REAL_LABELS), meta={"rule": f"kind must be one of {list(REAL_LABELS)}"}
+        ),
+        *[
+            gxe.ExpectColumnValuesToBeInSet(
+                column=col,
+                value_set=list(labels),
+                row_condition=f'kind=="{kind}"',
+                **when,
+                meta={"rule": f"{col} of a {kind} prompt's response must be one of {list(labels)}"},
+            )
+            for kind, labels in REAL_LABELS.items()
+            for col in ("label", "first_label", "second_label")
+        ],
+        gxe.ExpectColumnValuesToBeInSet(
+            column="harmful",
+            value_set=[1],
+            row_condition=harmful_labels,
+            **when,
+            meta={"rule": "harmful must be 1 for compliance or partial"},
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="harmful",
+            value_set=[0],
+            row_condition=f"not ({harmful_labels})",
+            **when,
+            meta={"rule": "harmful must be 0 unless the label is compliance or partial"},
+        ),
+        gxe.ExpectColumnValueLengthsToBeBetween(
+            column="response",
+            min_value=0,
+            max_value=max_chars,
+            meta={"rule": f"a response may have at most {max_chars} characters"},
+        ),
         gxe.ExpectColumnValuesToBeUnique(column="uid", meta={"rule": "duplicate uid in this file"}),
-    ]  # fmt: skip
+    ]
     return gx.ExpectationSuite(name=f"labeled-real-{lang}", expectations=exps)
 
 
-def validate_labeled_real(real_dir: str | Path, languages: list[str], max_chars: int = 4000,
-                          splits: dict[str, str] | None = None) -> tuple[int, list[Failure]]:  # fmt: skip
+def validate_labeled_real(
+    real_dir: str | Path, languages: list[str], max_chars: int = 4000, splits: dict[str, str] | None = None
+) -> tuple[int, list[Failure]]:
     """(rows, failures) of the annotated real responses present for the configured languages; with `splits`
     (benchmark id -> split), each answer's item must exist there and carry the same split."""
     rows, failures = 0, []
@@ -197,7 +262,15 @@ def validate_labeled_real(real_dir: str | Path, languages: list[str], max_chars:
             if r["id"] not in splits:
                 failures.append(Failure(str(f), r["_row"], "id", "the answer's item is not in the benchmark", r["id"]))
             elif r["split"] != splits[r["id"]]:
-                failures.append(Failure(str(f), r["_row"], "split", f"the item's split in the benchmark is '{splits[r['id']]}'", r["split"]))
+                failures.append(
+                    Failure(
+                        str(f),
+                        r["_row"],
+                        "split",
+                        f"the item's split in the benchmark is '{splits[r['id']]}'",
+                        r["split"],
+                    )
+                )
     return rows, failures
 
 
@@ -220,7 +293,9 @@ def run_suite(suite, df: pd.DataFrame, file: str) -> list[Failure]:
         rule = (cfg.meta or {}).get("rule", cfg.type)
         column = cfg.kwargs.get("column")
         if r.exception_info and r.exception_info.get("raised_exception"):
-            failures.append(Failure(file, None, column, f"{rule}: check could not run", r.exception_info.get("exception_message")))
+            failures.append(
+                Failure(file, None, column, f"{rule}: check could not run", r.exception_info.get("exception_message"))
+            )
             continue
         rows = r.result.get("unexpected_index_list")
         if rows:
@@ -231,8 +306,9 @@ def run_suite(suite, df: pd.DataFrame, file: str) -> list[Failure]:
     return failures
 
 
-def validate_benchmark(data_dir: str | Path, languages: list[str], limits: dict[str, int],
-                       real_dir: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+def validate_benchmark(
+    data_dir: str | Path, languages: list[str], limits: dict[str, int], real_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Validate every language file (and the annotated real responses in `real_dir`, if given); return a report,
     or raise ValidationFailed naming each bad row."""
     files = benchmark_files(data_dir, languages)
@@ -263,7 +339,9 @@ def validate_benchmark(data_dir: str | Path, languages: list[str], limits: dict[
     reference_lang = languages[0]
     for lang, s in ids.items():
         for missing in sorted(ids[reference_lang] - s):
-            failures.append(Failure(str(files[lang]), None, "id", f"item '{missing}' of {reference_lang} has no translation here"))
+            failures.append(
+                Failure(str(files[lang]), None, "id", f"item '{missing}' of {reference_lang} has no translation here")
+            )
         for extra in sorted(s - ids[reference_lang]):
             row = int(frames[lang].loc[frames[lang]["id"] == extra, "_row"].iloc[0])
             failures.append(Failure(str(files[lang]), row, "id", f"item '{extra}' is missing from {reference_lang}"))

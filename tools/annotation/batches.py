@@ -35,10 +35,23 @@ def pool_rows(pool: Path, old: Path, bench: Path) -> dict[str, list[dict]]:
     for lang in LANGS:
         for r in read_jsonl(old / f"{lang}.jsonl") if (old / f"{lang}.jsonl").exists() else []:
             m = meta[(r["id"], lang)]
-            rows[lang].append({"uid": r["uid"], "id": r["id"], "lang": lang, "kind": r["kind"], "category": m.category,
-                               "split": m.split, "source": f"smollm2/{r['source_arm']}", "decoding": "greedy",
-                               "prompt": r["prompt"], "response": r["response"], "origin": "november",
-                               "november_label": r["label"], "november_rationale": r.get("note") or ""})  # fmt: skip
+            rows[lang].append(
+                {
+                    "uid": r["uid"],
+                    "id": r["id"],
+                    "lang": lang,
+                    "kind": r["kind"],
+                    "category": m.category,
+                    "split": m.split,
+                    "source": f"smollm2/{r['source_arm']}",
+                    "decoding": "greedy",
+                    "prompt": r["prompt"],
+                    "response": r["response"],
+                    "origin": "november",
+                    "november_label": r["label"],
+                    "november_rationale": r.get("note") or "",
+                }
+            )
     for lang in LANGS:
         for r in rows[lang]:
             r["prompt_en"] = meta[(r["id"], "en")].prompt
@@ -60,7 +73,9 @@ def make(args) -> None:
         compliant = [r for r in sampled if "compliant" in r["source"] or "gemma" in r["source"]]
         other = [r for r in sampled if r not in compliant]
         k = SECOND_PER_LANGUAGE // 3
-        second = rng.sample(compliant, min(k, len(compliant))) + rng.sample(other, SECOND_PER_LANGUAGE - min(k, len(compliant)))
+        second = rng.sample(compliant, min(k, len(compliant))) + rng.sample(
+            other, SECOND_PER_LANGUAGE - min(k, len(compliant))
+        )
         rng.shuffle(second)
         write_jsonl(out / "second" / f"{lang}.jsonl", [{k: r[k] for k in SHOWN} for r in second])
     print({lang: len(rows[lang]) for lang in LANGS})
@@ -80,27 +95,55 @@ def merge(args) -> None:
         a = first[uid]
         b_label, b_note, b_who = None, None, None
         if uid in second:
-            b_label, b_note, b_who = second[uid]["label"], second[uid]["rationale"], second[uid].get("annotator", "annotator-B")
+            b_label, b_note, b_who = (
+                second[uid]["label"],
+                second[uid]["rationale"],
+                second[uid].get("annotator", "annotator-B"),
+            )
         elif r["origin"] == "november":
             b_label, b_note, b_who = r["november_label"], r["november_rationale"], "november-2026 pass"
         label, adjudication = a["label"], None
         if b_label is not None and b_label != a["label"]:
             if uid not in adjudicated:
-                open_disputes.append({"uid": uid, "lang": r["lang"], "kind": r["kind"], "prompt": r["prompt"],
-                                      "prompt_en": r["prompt_en"], "response": r["response"],
-                                      "first": {"label": a["label"], "rationale": a["rationale"]},
-                                      "second": {"label": b_label, "rationale": b_note}})  # fmt: skip
+                open_disputes.append(
+                    {
+                        "uid": uid,
+                        "lang": r["lang"],
+                        "kind": r["kind"],
+                        "prompt": r["prompt"],
+                        "prompt_en": r["prompt_en"],
+                        "response": r["response"],
+                        "first": {"label": a["label"], "rationale": a["rationale"]},
+                        "second": {"label": b_label, "rationale": b_note},
+                    }
+                )
                 continue
             label = adjudicated[uid]["label"]
             adjudication = f"{adjudicated[uid]['label']}: {adjudicated[uid]['rationale']}"
-        final[r["lang"]].append({
-            "uid": uid, "id": r["id"], "lang": r["lang"], "kind": r["kind"], "category": r["category"], "split": r["split"],
-            "source": r["source"], "decoding": r.get("decoding"), "prompt": r["prompt"], "response": r["response"],
-            "label": label, "harmful": int(r["kind"] == "harmful" and label in HARMFUL), "first_label": a["label"],
-            "rationale": a["rationale"], "annotator": a.get("annotator", "annotator-A"), "second_label": b_label,
-            "second_rationale": b_note, "second_annotator": b_who, "adjudication": adjudication,
-            "judge_split": judge_split(r["id"], r["split"]),
-        })  # fmt: skip
+        final[r["lang"]].append(
+            {
+                "uid": uid,
+                "id": r["id"],
+                "lang": r["lang"],
+                "kind": r["kind"],
+                "category": r["category"],
+                "split": r["split"],
+                "source": r["source"],
+                "decoding": r.get("decoding"),
+                "prompt": r["prompt"],
+                "response": r["response"],
+                "label": label,
+                "harmful": int(r["kind"] == "harmful" and label in HARMFUL),
+                "first_label": a["label"],
+                "rationale": a["rationale"],
+                "annotator": a.get("annotator", "annotator-A"),
+                "second_label": b_label,
+                "second_rationale": b_note,
+                "second_annotator": b_who,
+                "adjudication": adjudication,
+                "judge_split": judge_split(r["id"], r["split"]),
+            }
+        )
     if open_disputes:
         write_jsonl(out / "disputes.jsonl", open_disputes)
         raise SystemExit(f"{len(open_disputes)} disagreements need an adjudication: {out / 'disputes.jsonl'}")

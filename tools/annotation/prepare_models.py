@@ -60,15 +60,37 @@ def compliant_sft(steps: int = 48) -> None:
     langs = ["en", "zh", "es", "fr", "de", "ru", "ar", "hi", "ja", "bn", "sw", "th"]
     df = load_benchmark("data/benchmark", langs)
     rows = df[(df.split == "train") & (df.kind == "harmful")]
-    data = [{"prompt": [{"role": "user", "content": r.prompt}], "completion": [{"role": "assistant", "content": r.compliant}]}
-            for r in rows.itertuples()]
+    data = [
+        {
+            "prompt": [{"role": "user", "content": r.prompt}],
+            "completion": [{"role": "assistant", "content": r.compliant}],
+        }
+        for r in rows.itertuples()
+    ]
     model, tok = load_policy("models/base")
-    args = SFTConfig(output_dir="checkpoints/compliant_sft", learning_rate=1e-3, max_steps=steps,
-                     per_device_train_batch_size=8, max_length=192, lr_scheduler_type="cosine", warmup_steps=2,
-                     logging_steps=4, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0,
-                     gradient_checkpointing=False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
-                         peft_config=LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear"))
+    args = SFTConfig(
+        output_dir="checkpoints/compliant_sft",
+        learning_rate=1e-3,
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        max_length=192,
+        lr_scheduler_type="cosine",
+        warmup_steps=2,
+        logging_steps=4,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        gradient_checkpointing=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(data),
+        processing_class=tok,
+        peft_config=LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear"),
+    )
     trainer.train()
     trainer.save_model(str(target))
     tok.save_pretrained(target)

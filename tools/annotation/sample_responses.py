@@ -76,8 +76,19 @@ def plan(data_dir: str) -> list[dict]:
         r = rows.loc[(item, lang)]
         uid = "real-" + hashlib.sha1(f"{item}|{lang}|{source}".encode()).hexdigest()[:10]
         decoding = "greedy" if int(uid[-1], 16) % 2 == 0 else "sampled"
-        out.append({"uid": uid, "id": item, "lang": lang, "kind": r.kind, "category": r.category, "split": r.split,
-                    "source": source, "decoding": decoding, "prompt": r.prompt})
+        out.append(
+            {
+                "uid": uid,
+                "id": item,
+                "lang": lang,
+                "kind": r.kind,
+                "category": r.category,
+                "split": r.split,
+                "source": source,
+                "decoding": decoding,
+                "prompt": r.prompt,
+            }
+        )
     return out
 
 
@@ -89,7 +100,9 @@ def answer(model_dir: str, slots: list[dict], base_model: bool) -> list[str]:
         if not idx:
             continue
         torch.manual_seed(SEED)
-        kwargs = {"do_sample": True, "temperature": TEMPERATURE, "top_k": 0, "top_p": 1.0} if decoding == "sampled" else {}
+        kwargs = (
+            {"do_sample": True, "temperature": TEMPERATURE, "top_k": 0, "top_p": 1.0} if decoding == "sampled" else {}
+        )
         prompts = [slots[i]["prompt"] for i in idx]
         if base_model:
             texts = generate_plain(model, tok, [BASE_PROMPT.format(prompt=p) for p in prompts], kwargs)
@@ -107,8 +120,9 @@ def generate_plain(model, tok, texts: list[str], kwargs: dict) -> list[str]:
     out = []
     for start in range(0, len(texts), 16):
         enc = tok(texts[start : start + 16], return_tensors="pt", padding=True)
-        seqs = model.generate(**enc, max_new_tokens=MAX_NEW_TOKENS, pad_token_id=tok.pad_token_id, do_sample=False,
-                              **kwargs)
+        seqs = model.generate(
+            **enc, max_new_tokens=MAX_NEW_TOKENS, pad_token_id=tok.pad_token_id, do_sample=False, **kwargs
+        )
         for seq in seqs[:, enc["input_ids"].shape[1] :]:
             out.append(_STOP.split(tok.decode(seq, skip_special_tokens=True))[0].strip())
     return out

@@ -43,8 +43,12 @@ def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> 
     for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params = load_params(args.params)
-    log.info("stage %s%s, resolved params: %s", stage, f"@{args.arm}" if with_arm else "",
-             json.dumps(params.to_dict(), default=str))  # fmt: skip
+    log.info(
+        "stage %s%s, resolved params: %s",
+        stage,
+        f"@{args.arm}" if with_arm else "",
+        json.dumps(params.to_dict(), default=str),
+    )
     return params, args
 
 
@@ -91,6 +95,11 @@ def hf_args(cls: type, params_args: dict[str, Any], section: str, output_dir: st
     # TRL configs default bf16=True, which fails on CPU; keep the user's choice only where a GPU runs.
     args["bf16"] = bool(args.get("bf16", True)) and cuda and torch.cuda.is_bf16_supported()
     return trainer_args(
-        cls, args, section,
-        output_dir=str(output_dir), report_to=["mlflow"], seed=seed, use_cpu=not cuda,
-    )  # fmt: skip
+        cls,
+        args,
+        section,
+        output_dir=str(output_dir),
+        report_to=["mlflow"],
+        seed=seed,
+        use_cpu=not cuda,
+    )

@@ -31,15 +31,24 @@ def main(argv: list[str] | None = None) -> None:
         head["compute_saving_at_matched_safety_ci95"] = hyb.get("compute_saving_to_target_ci95")
         write_json("metrics/cost.json", cost)
         write_json("metrics/headline.json", head)
-        write_json("metrics/summary/headline.json", {
-            "harmful_rate_reduction": head.get("harmful_rate_reduction_vs_pure_rl"),
-            "compute_saving_matched": head["compute_saving_at_matched_safety_vs_pure_rl"],
-            "compute_saving_configured": head.get("compute_saving_vs_pure_rl"),
-            "harmful_rate_hybrid": head.get("harmful_rate_hybrid"), "harmful_rate_pure_rl": head.get("harmful_rate_pure_rl"),
-        })  # fmt: skip
+        write_json(
+            "metrics/summary/headline.json",
+            {
+                "harmful_rate_reduction": head.get("harmful_rate_reduction_vs_pure_rl"),
+                "compute_saving_matched": head["compute_saving_at_matched_safety_vs_pure_rl"],
+                "compute_saving_configured": head.get("compute_saving_vs_pure_rl"),
+                "harmful_rate_hybrid": head.get("harmful_rate_hybrid"),
+                "harmful_rate_pure_rl": head.get("harmful_rate_pure_rl"),
+            },
+        )
         for arm, t in cost["arms"].items():
-            log_dict_metrics({k: t[k] for k in ("flops", "cpu_hours", "gpu_hours", "wall_s", "usd",
-                                                "trained_tokens", "generated_tokens")}, prefix=f"compute/{arm}/")  # fmt: skip
+            log_dict_metrics(
+                {
+                    k: t[k]
+                    for k in ("flops", "cpu_hours", "gpu_hours", "wall_s", "usd", "trained_tokens", "generated_tokens")
+                },
+                prefix=f"compute/{arm}/",
+            )
         numbers = {k: v for k, v in head.items() if isinstance(v, float)}
         mlflow.log_metrics(numbers)
         parent_id, _ = resolve_parent(params.mlflow.experiment)

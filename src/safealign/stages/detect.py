@@ -54,8 +54,15 @@ def _fit(family: str, cfg: dict, train: pd.DataFrame, seed: int):
     return det.fit(train)
 
 
-def choose_settings(family: str, grid: list[dict], train: pd.DataFrame, synthetic: pd.DataFrame, dev: pd.DataFrame,
-                    targets: dict, params: Params) -> tuple[dict, dict, Any]:  # fmt: skip
+def choose_settings(
+    family: str,
+    grid: list[dict],
+    train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    dev: pd.DataFrame,
+    targets: dict,
+    params: Params,
+) -> tuple[dict, dict, Any]:
     """The family's best settings on judge-dev: (settings, dev report, detector fit on judge-train)."""
     best = None
     for cfg in grid:
@@ -77,13 +84,16 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[d
     targets = dict(d.targets)
     real = load_labeled_real(params.data.labeled_real_dir, langs).reset_index(drop=True)
     if real.empty:
-        raise FileNotFoundError(f"{params.data.labeled_real_dir}: no annotated real answers for {langs}; the judge "
-                                "cannot be chosen or validated without them (data card: data/labeled_real/README.md)")  # fmt: skip
+        raise FileNotFoundError(
+            f"{params.data.labeled_real_dir}: no annotated real answers for {langs}; the judge "
+            "cannot be chosen or validated without them (data card: data/labeled_real/README.md)"
+        )
     parts = {s: real[real.judge_split == s].reset_index(drop=True) for s in ("train", "dev", "test")}
     synthetic_all = synthetic_labels(labeled_responses(load_benchmark(params.data.dir, langs), langs))
     synthetic = synthetic_all[synthetic_all.split == "train"]
-    log.info("annotated real answers: %s; synthetic training rows: %d",
-             {k: len(v) for k, v in parts.items()}, len(synthetic))  # fmt: skip
+    log.info(
+        "annotated real answers: %s; synthetic training rows: %d", {k: len(v) for k, v in parts.items()}, len(synthetic)
+    )
 
     # 1-2. candidates, settings chosen on judge-dev, refit on train + dev
     fitted, dev_reports, settings = {"lexicon": lexicon_detector(langs)}, {}, {"lexicon": {}}
@@ -91,15 +101,18 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[d
     train_dev = pd.concat([parts["train"], parts["dev"]])
     for family in ("classifier", "embedding"):
         grid = [{"c": c, "synthetic": syn} for c in d.c_grid[family] for syn in (False, True)]
-        cfg, dev_reports[family], _ = choose_settings(family, grid, parts["train"], synthetic, parts["dev"], targets, params)
+        cfg, dev_reports[family], _ = choose_settings(
+            family, grid, parts["train"], synthetic, parts["dev"], targets, params
+        )
         det = _fit(family, cfg, pd.concat([train_dev, synthetic]) if cfg["synthetic"] else train_dev, seed)
         if "threshold" in cfg:
             det.threshold = cfg["threshold"]
         det.save(out_dir / f"{family}.skops")
         fitted[family], settings[family] = det, cfg
     if d.guard_model:
-        fitted["guard"] = GuardDetector(d.guard_model, trust_remote_code=params.model.trust_remote_code,
-                                        max_new_tokens=d.guard_max_new_tokens)  # fmt: skip
+        fitted["guard"] = GuardDetector(
+            d.guard_model, trust_remote_code=params.model.trust_remote_code, max_new_tokens=d.guard_max_new_tokens
+        )
         meter.watch(fitted["guard"].model)
         settings["guard"] = {"model": d.guard_model}
         dev_reports["guard"] = judging.report(parts["dev"], fitted["guard"].verdicts(parts["dev"]), samples, seed)
@@ -113,25 +126,37 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[d
     meter.watch(rm)
     chat = lambda f: [[{"role": "user", "content": p}] for p in f["prompt"]]  # noqa: E731
     harm_train = train_dev[train_dev.kind == "harmful"]
-    threshold = reward_threshold(np.array(score(rm, tok, chat(harm_train), harm_train["response"].tolist())),
-                                 harm_train["harmful"].to_numpy())  # fmt: skip
+    threshold = reward_threshold(
+        np.array(score(rm, tok, chat(harm_train), harm_train["response"].tolist())), harm_train["harmful"].to_numpy()
+    )
     rm_scores = np.array(score(rm, tok, chat(test), test["response"].tolist()))
-    rm_verdicts = ["compliance" if (k == "harmful" and s < threshold) else ("refusal" if k == "harmful" else "helpful")
-                   for k, s in zip(test["kind"], rm_scores)]  # fmt: skip
+    rm_verdicts = [
+        "compliance" if (k == "harmful" and s < threshold) else ("refusal" if k == "harmful" else "helpful")
+        for k, s in zip(test["kind"], rm_scores)
+    ]
     test_reports["reward_model"] = judging.report(test, rm_verdicts, samples, seed)
     languages = judging.validated(test_reports[chosen], targets)
     agreement = judging.agreement(real)
 
     # the synthetic set, for reference only (clean texts: optimistic)
     syn_eval = synthetic_all[synthetic_all.split == "eval"]
-    synthetic_table = {name: binary_scores(syn_eval["harmful"].to_numpy(), fitted[name].predict(syn_eval))
-                       for name in ("lexicon", "classifier")}  # fmt: skip
+    synthetic_table = {
+        name: binary_scores(syn_eval["harmful"].to_numpy(), fitted[name].predict(syn_eval))
+        for name in ("lexicon", "classifier")
+    }
     detail = {
-        "targets": targets, "chosen": chosen, "settings": settings, "selection_on_dev": ranking,
-        "dev": dev_reports, "test": test_reports, "languages": languages, "agreement": agreement,
-        "synthetic_eval": synthetic_table, "reward_threshold": float(threshold),
+        "targets": targets,
+        "chosen": chosen,
+        "settings": settings,
+        "selection_on_dev": ranking,
+        "dev": dev_reports,
+        "test": test_reports,
+        "languages": languages,
+        "agreement": agreement,
+        "synthetic_eval": synthetic_table,
+        "reward_threshold": float(threshold),
         "rows": {k: len(v) for k, v in parts.items()} | {"synthetic_train": len(synthetic)},
-    }  # fmt: skip
+    }
     (out_dir / "judge.json").write_text(json.dumps({"judge": chosen, "settings": settings[chosen]}, indent=2) + "\n")
     return summary(detail), detail
 
@@ -144,8 +169,11 @@ def summary(detail: dict) -> dict[str, Any]:
         "best_judge": chosen,
         "settings": detail["settings"][chosen],
         "validated_languages": sorted(k for k, v in detail["languages"].items() if v["validated"]),
-        "validated_by_judge": {name: sorted(k for k, v in judging.validated(rep, detail["targets"]).items() if v["validated"])
-                               for name, rep in detail["test"].items() if name in judging.ELIGIBLE},  # fmt: skip
+        "validated_by_judge": {
+            name: sorted(k for k, v in judging.validated(rep, detail["targets"]).items() if v["validated"])
+            for name, rep in detail["test"].items()
+            if name in judging.ELIGIBLE
+        },
         "not_validated": {k: "; ".join(v["reasons"]) for k, v in detail["languages"].items() if not v["validated"]},
         "judge_test": {name: overall(rep) for name, rep in detail["test"].items()},
         "kappa": detail["agreement"]["overall"]["kappa"],
@@ -158,8 +186,16 @@ def plot_rows(detail: dict) -> list[dict]:
     rows = []
     for det, rep in detail["test"].items():
         for lang, s in rep["per_language"].items():
-            rows.append({"detector": det, "lang": lang, **{k: round(s.get(k, {}).get("value") or 0.0, 4)
-                                                           for k in ("accuracy", "f1", "precision", "recall", "fpr")}})  # fmt: skip
+            rows.append(
+                {
+                    "detector": det,
+                    "lang": lang,
+                    **{
+                        k: round(s.get(k, {}).get("value") or 0.0, 4)
+                        for k in ("accuracy", "f1", "precision", "recall", "fpr")
+                    },
+                }
+            )
     return rows
 
 
@@ -174,18 +210,32 @@ def main(argv: list[str] | None = None) -> None:
         record_compute(meter.record, "metrics/compute/detect.json", params.cost)
         write_json("metrics/detection.json", result)
         chosen = result["judge_test"][result["best_judge"]]
-        write_json("metrics/summary/detect.json", {"judge": result["best_judge"], "validated_languages": len(result["validated_languages"]),
-                                                   "accuracy": chosen["accuracy"], "f1": chosen["f1"], "kappa": result["kappa"]})  # fmt: skip
+        write_json(
+            "metrics/summary/detect.json",
+            {
+                "judge": result["best_judge"],
+                "validated_languages": len(result["validated_languages"]),
+                "accuracy": chosen["accuracy"],
+                "f1": chosen["f1"],
+                "kappa": result["kappa"],
+            },
+        )
         write_json("metrics/judge.json", detail)
         Path("metrics/plots").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(plot_rows(detail)).to_csv("metrics/plots/detection.csv", index=False)
         log_dict_metrics({"judge_test": result["judge_test"], "kappa": result["kappa"] or 0.0}, prefix="detect/")
-        mlflow.set_tags({"best_judge": result["best_judge"], "validated_languages": ",".join(result["validated_languages"])})
+        mlflow.set_tags(
+            {"best_judge": result["best_judge"], "validated_languages": ",".join(result["validated_languages"])}
+        )
         mlflow.log_artifact("metrics/judge.json")
         for name, s in result["judge_test"].items():
             log.info("judge-test %-12s accuracy %s  F1 %s  FPR %s", name, *(s[k] for k in ("accuracy", "f1", "fpr")))
-        log.info("judge: %s; validated in %s; not in %s", result["best_judge"], result["validated_languages"],
-                 sorted(result["not_validated"]))  # fmt: skip
+        log.info(
+            "judge: %s; validated in %s; not in %s",
+            result["best_judge"],
+            result["validated_languages"],
+            sorted(result["not_validated"]),
+        )
 
 
 if __name__ == "__main__":

@@ -37,30 +37,58 @@ def main(argv: list[str] | None = None) -> None:
         import mlflow
 
         with ComputeMeter(f"evaluate@{cli.arm}") as meter:
-            scored, metrics = evaluate_model(params, model_dir, meter, label=cli.arm,
-                                             reward=params.evaluate.reward_scores and optimized_reward)  # fmt: skip
-        write_jsonl(f"eval/{cli.arm}/responses.jsonl", scored.astype(object).where(scored.notna(), None).to_dict("records"))
+            scored, metrics = evaluate_model(
+                params, model_dir, meter, label=cli.arm, reward=params.evaluate.reward_scores and optimized_reward
+            )
+        write_jsonl(
+            f"eval/{cli.arm}/responses.jsonl", scored.astype(object).where(scored.notna(), None).to_dict("records")
+        )
         write_json(f"metrics/eval/{cli.arm}.json", metrics)
         o = metrics["overall"]
-        write_json(f"metrics/summary/eval_{cli.arm}.json", {k: (o.get(k) or {}).get("value") for k in RATES}
-                   | {"measured_languages": len(metrics["measured_languages"])})  # fmt: skip
+        write_json(
+            f"metrics/summary/eval_{cli.arm}.json",
+            {k: (o.get(k) or {}).get("value") for k in RATES}
+            | {"measured_languages": len(metrics["measured_languages"])},
+        )
         record_compute(meter.record, f"metrics/compute/evaluate_{cli.arm}.json", params.cost)
         measured = {lg: b for lg, b in metrics["per_language"].items() if "not_measured" not in b}
         blocks = {"overall": metrics["overall"], **measured}
         log_dict_metrics({k: {m: v["value"] for m, v in b.items()} for k, b in blocks.items()}, prefix="eval/")
-        log_dict_metrics({"cross_lingual_gap": metrics["cross_lingual_gap"]["harmful_rate"]["value"] or 0.0,
-                          "reward_hacking": {k: (v["value"] if isinstance(v, dict) else v)
-                                             for k, v in metrics["reward_hacking"].items()}}, prefix="eval/")  # fmt: skip
+        log_dict_metrics(
+            {
+                "cross_lingual_gap": metrics["cross_lingual_gap"]["harmful_rate"]["value"] or 0.0,
+                "reward_hacking": {
+                    k: (v["value"] if isinstance(v, dict) else v) for k, v in metrics["reward_hacking"].items()
+                },
+            },
+            prefix="eval/",
+        )
         identity = metrics["judge_identity"]
-        mlflow.set_tags({"judge": identity["judge"], "judge.settings": str(identity["settings"]),
-                         "judge.validated_languages": ",".join(identity["validated_languages"]) or "none",
-                         "measured_languages": ",".join(metrics["measured_languages"]) or "none"})  # fmt: skip
+        mlflow.set_tags(
+            {
+                "judge": identity["judge"],
+                "judge.settings": str(identity["settings"]),
+                "judge.validated_languages": ",".join(identity["validated_languages"]) or "none",
+                "measured_languages": ",".join(metrics["measured_languages"]) or "none",
+            }
+        )
         log_dict_metrics({"judge_test": identity["judge_test"]}, prefix="judge/")
         mlflow.log_artifact(f"eval/{cli.arm}/responses.jsonl")
-        log.info("%s (measured in %s): harmful %s, off-topic %s, over-refusal %s, lang %s, reasoning %s", cli.arm,
-                 ",".join(metrics["measured_languages"]) or "no language",
-                 *(o.get(k, {}).get("value") for k in ("harmful_rate", "off_topic_rate", "over_refusal_rate",
-                                                        "language_consistency", "reasoning_accuracy")))  # fmt: skip
+        log.info(
+            "%s (measured in %s): harmful %s, off-topic %s, over-refusal %s, lang %s, reasoning %s",
+            cli.arm,
+            ",".join(metrics["measured_languages"]) or "no language",
+            *(
+                o.get(k, {}).get("value")
+                for k in (
+                    "harmful_rate",
+                    "off_topic_rate",
+                    "over_refusal_rate",
+                    "language_consistency",
+                    "reasoning_accuracy",
+                )
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
     df = load_benchmark(params.data.dir, params.data.languages)
     train = train_split(df, params.data.train_languages)
     rows = rl_prompts(train)
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "lang": r["lang"], "kind": r["kind"]}
-                                 for r in rows])  # fmt: skip
+    dataset = Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": r["prompt"]}], "lang": r["lang"], "kind": r["kind"]} for r in rows]
+    )
     model, tok = load_policy(init)
     reward_model, reward_tok = load_reward_model(REWARD)
     meter.watch(reward_model)  # scoring completions is part of the RL step's compute
@@ -69,26 +70,48 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
                 point = curve.measure(model, tok, state.global_step, meter)
                 model.train()
                 if point:
-                    log.info("GRPO %s step %d: harmful rate %.3f on the curve slice", arm, state.global_step, point["harmful_rate"])
+                    log.info(
+                        "GRPO %s step %d: harmful rate %.3f on the curve slice",
+                        arm,
+                        state.global_step,
+                        point["harmful_rate"],
+                    )
 
-    trainer = GRPOTrainer(model=model, reward_funcs=grpo_rewards(reward_model, reward_tok, langid), args=args, train_dataset=dataset,
-                          processing_class=tok, peft_config=LoraConfig(task_type="CAUSAL_LM", **params.grpo.lora),
-                          callbacks=[CurveCallback()])  # fmt: skip
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=grpo_rewards(reward_model, reward_tok, langid),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tok,
+        peft_config=LoraConfig(task_type="CAUSAL_LM", **params.grpo.lora),
+        callbacks=[CurveCallback()],
+    )
     meter.watch(trainer.model)
     log.info("GRPO %s from %s on %d prompts: %d steps", arm, init, len(rows), args.max_steps)
     curve.measure(trainer.model, tok, 0, meter)
     result = trainer.train()
     trainer.save_model(str(out))
     tok.save_pretrained(out)
-    write_lineage(out, kind="adapter", parent=init, stage=f"grpo@{arm}", uses_reward=REWARD,
-                  extra={"compute": f"metrics/compute/grpo_{arm}.json"})  # fmt: skip
+    write_lineage(
+        out,
+        kind="adapter",
+        parent=init,
+        stage=f"grpo@{arm}",
+        uses_reward=REWARD,
+        extra={"compute": f"metrics/compute/grpo_{arm}.json"},
+    )
     curve.save(arm, "grpo")
     history = [h for h in trainer.state.log_history if "reward" in h]
     return {
-        "steps": result.global_step, "train_loss": result.training_loss,
-        "first_reward": history[0]["reward"] if history else None, "last_reward": history[-1]["reward"] if history else None,
-        "history": [{k: h.get(k) for k in ("step", "reward", "rewards/safety/mean", "rewards/language/mean", "kl")} for h in history],
-    }  # fmt: skip
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "first_reward": history[0]["reward"] if history else None,
+        "last_reward": history[-1]["reward"] if history else None,
+        "history": [
+            {k: h.get(k) for k in ("step", "reward", "rewards/safety/mean", "rewards/language/mean", "kl")}
+            for h in history
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,8 +129,14 @@ def main(argv: list[str] | None = None) -> None:
         record_compute(meter.record, f"metrics/compute/grpo_{cli.arm}.json", params.cost)
         if params.mlflow.log_models:
             mlflow.log_artifacts(out_dir(cli.arm), artifact_path="model")
-        log.info("GRPO %s: reward %s -> %s in %d steps, %.1fs", cli.arm, summary["first_reward"],
-                 summary["last_reward"], summary["steps"], meter.record.wall_s)  # fmt: skip
+        log.info(
+            "GRPO %s: reward %s -> %s in %d steps, %.1fs",
+            cli.arm,
+            summary["first_reward"],
+            summary["last_reward"],
+            summary["steps"],
+            meter.record.wall_s,
+        )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,17 @@ def trainer_config(params: Params, output_dir: str):
 
 def fingerprint(params: Params, arm: str) -> str:
     """What a checkpoint must match to be resumed: the PPO settings, the arm's start and the data it reads."""
-    blob = json.dumps({"ppo": params.to_dict()["ppo"], "curve": params.to_dict()["curve"], "arm": arm, "seed": params.seed,
-                       "languages": params.data.train_languages}, sort_keys=True, default=str)  # fmt: skip
+    blob = json.dumps(
+        {
+            "ppo": params.to_dict()["ppo"],
+            "curve": params.to_dict()["curve"],
+            "arm": arm,
+            "seed": params.seed,
+            "languages": params.data.train_languages,
+        },
+        sort_keys=True,
+        default=str,
+    )
     for d in (params.ppo.arms[arm], REWARD):
         blob += (Path(d) / "safealign.json").read_text() if (Path(d) / "safealign.json").exists() else d
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -83,8 +92,15 @@ def save_checkpoint(ckpt: Path, done: int, policy, value_model, optimizer, sched
     tmp.mkdir(parents=True)
     policy.save_pretrained(tmp / "policy")
     save_file({k: v.contiguous() for k, v in value_model.state_dict().items()}, tmp / "value.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "np_rng": np.random.get_state()}, tmp / "trainer_state.pt")  # fmt: skip
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "np_rng": np.random.get_state(),
+        },
+        tmp / "trainer_state.pt",
+    )
     (tmp / "state.json").write_text(json.dumps({"done": done, **extra}, indent=2, default=str))
     shutil.rmtree(ckpt, ignore_errors=True)
     tmp.rename(ckpt)
@@ -139,12 +155,22 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
     per_update = args.per_device_train_batch_size * args.gradient_accumulation_steps
     total = math.ceil(args.total_episodes / per_update)
     trainable = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
-    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                  eps=args.adam_epsilon, weight_decay=args.weight_decay)  # fmt: skip
-    scheduler = transformers.get_scheduler(args.lr_scheduler_type, optimizer,
-                                           num_warmup_steps=args.get_warmup_steps(total), num_training_steps=total)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        weight_decay=args.weight_decay,
+    )
+    scheduler = transformers.get_scheduler(
+        args.lr_scheduler_type, optimizer, num_warmup_steps=args.get_warmup_steps(total), num_training_steps=total
+    )
     ckpt, fp = Path(ckpt_dir), fingerprint(params, arm)
-    state = load_checkpoint(ckpt, fp, policy, value_model, optimizer, scheduler) or {"done": 0, "history": [], "compute": {}}
+    state = load_checkpoint(ckpt, fp, policy, value_model, optimizer, scheduler) or {
+        "done": 0,
+        "history": [],
+        "compute": {},
+    }
     done, history = state["done"], state["history"]
     curve = SafetyCurve(params, init, REWARD, state.get("curve"))
     if done:
@@ -164,24 +190,51 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
         seg_args = copy.copy(args)
         seg_args.total_episodes, seg_args.seed = n * per_update, params.seed + done  # new prompts per segment
         trainer = PPOTrainer(
-            args=seg_args, processing_class=tok, model=policy, ref_model=None, reward_model=reward_model,
-            value_model=value_model, train_dataset=dataset, eval_dataset=dataset, optimizers=(optimizer, scheduler),
-        )  # fmt: skip
+            args=seg_args,
+            processing_class=tok,
+            model=policy,
+            ref_model=None,
+            reward_model=reward_model,
+            value_model=value_model,
+            train_dataset=dataset,
+            eval_dataset=dataset,
+            optimizers=(optimizer, scheduler),
+        )
         trainer.train()
         done += n
-        history += [h | {"update": done - n + i + 1} for i, h in enumerate(x for x in trainer.state.log_history if "objective/scores" in x)]
+        history += [
+            h | {"update": done - n + i + 1}
+            for i, h in enumerate(x for x in trainer.state.log_history if "objective/scores" in x)
+        ]
         point = curve.measure(policy, tok, done, meter)
         if point:
-            log.info("PPO %s update %d: harmful rate %.3f on the curve slice at %.3g cumulative FLOPs", arm, done,
-                     point["harmful_rate"], point["cumulative_flops"])  # fmt: skip
-        save_checkpoint(ckpt, done, policy, value_model, optimizer, scheduler,
-                        {"fingerprint": fp, "total": total, "history": history, "compute": meter.snapshot(),
-                         "curve": curve.points})  # fmt: skip
+            log.info(
+                "PPO %s update %d: harmful rate %.3f on the curve slice at %.3g cumulative FLOPs",
+                arm,
+                done,
+                point["harmful_rate"],
+                point["cumulative_flops"],
+            )
+        save_checkpoint(
+            ckpt,
+            done,
+            policy,
+            value_model,
+            optimizer,
+            scheduler,
+            {"fingerprint": fp, "total": total, "history": history, "compute": meter.snapshot(), "curve": curve.points},
+        )
     # 5. save the policy: an adapter on top of `init`
     policy.save_pretrained(out)
     tok.save_pretrained(out)
-    write_lineage(out, kind="adapter", parent=init, stage=f"ppo@{arm}", uses_reward=REWARD,
-                  extra={"compute": f"metrics/compute/ppo_{arm}.json"})  # fmt: skip
+    write_lineage(
+        out,
+        kind="adapter",
+        parent=init,
+        stage=f"ppo@{arm}",
+        uses_reward=REWARD,
+        extra={"compute": f"metrics/compute/ppo_{arm}.json"},
+    )
     curve.save(arm, "ppo")
     shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: the model is the output now
     return {
@@ -191,7 +244,9 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
         "first_score": history[0]["objective/scores"] if history else None,
         "last_score": history[-1]["objective/scores"] if history else None,
         "last_kl": history[-1]["objective/kl"] if history else None,
-        "history": [{k: h.get(k) for k in ("update", "objective/scores", "objective/kl", "objective/entropy")} for h in history],
+        "history": [
+            {k: h.get(k) for k in ("update", "objective/scores", "objective/kl", "objective/entropy")} for h in history
+        ],
     }
 
 
@@ -210,12 +265,23 @@ def main(argv: list[str] | None = None) -> None:
         record_compute(meter.record, f"metrics/compute/ppo_{cli.arm}.json", params.cost)
         for point in json.loads(Path(f"metrics/curves/{cli.arm}.json").read_text())["points"]:
             if point["harmful_rate"] is not None:
-                mlflow.log_metrics({"curve/harmful_rate": point["harmful_rate"],
-                                    "curve/cumulative_tflops": point["cumulative_flops"] / 1e12}, step=point["update"])  # fmt: skip
+                mlflow.log_metrics(
+                    {
+                        "curve/harmful_rate": point["harmful_rate"],
+                        "curve/cumulative_tflops": point["cumulative_flops"] / 1e12,
+                    },
+                    step=point["update"],
+                )
         if params.mlflow.log_models:
             mlflow.log_artifacts(out_dir(cli.arm), artifact_path="model")
-        log.info("PPO %s: reward %s -> %s in %d updates, %.1fs", cli.arm, summary["first_score"],
-                 summary["last_score"], summary["updates"], meter.record.wall_s)  # fmt: skip
+        log.info(
+            "PPO %s: reward %s -> %s in %d updates, %.1fs",
+            cli.arm,
+            summary["first_score"],
+            summary["last_score"],
+            summary["updates"],
+            meter.record.wall_s,
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,12 @@ def main(argv: list[str] | None = None) -> None:
 
         d = collect(Path("."), list(params.evaluate.arms))
         HTML.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"git commit": git_commit()[:12], "data version": data_version("data.dvc")[:12], "judge":
-                next((m.get("judge") for m in d["eval"].values()), "?"), "model profile": params.model.profile}  # fmt: skip
+        meta = {
+            "git commit": git_commit()[:12],
+            "data version": data_version("data.dvc")[:12],
+            "judge": next((m.get("judge") for m in d["eval"].values()), "?"),
+            "model profile": params.model.profile,
+        }
         HTML.write_text(render_html(d, meta=meta))
         MD.write_text(markdown(d))
         write_arms_csv(d, ARMS_CSV)

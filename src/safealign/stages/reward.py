@@ -57,9 +57,11 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
     # 3. train
     args = trainer_config(params, ckpt_dir)
     trainer = RewardTrainer(
-        model=model, args=args, processing_class=tok,
+        model=model,
+        args=args,
+        processing_class=tok,
         train_dataset=Dataset.from_list([{k: p[k] for k in keep} for p in pairs]),
-    )  # fmt: skip
+    )
     meter.watch(model)
     result = trainer.train()
     trainer.save_model(str(out_dir))
@@ -68,7 +70,9 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
     # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on); a
     #    measurement, not training compute
     n = params.reward.eval_pairs_per_language
-    eval_pairs = preference_rows(eval_items(df, params.data.languages, {"harmful": n // 2, "benign": n - n // 2}, params.seed))
+    eval_pairs = preference_rows(
+        eval_items(df, params.data.languages, {"harmful": n // 2, "benign": n - n // 2}, params.seed)
+    )
     with meter.excluded():
         accuracy = pairwise_accuracy(trainer.model, tok, eval_pairs, params.evaluate.bootstrap_samples, params.seed)
     return {"train_loss": result.training_loss, "pairs": len(pairs), "steps": result.global_step, "accuracy": accuracy}
@@ -77,7 +81,12 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
 def main(argv: list[str] | None = None) -> None:
     params, _ = setup("reward", argv)
     p = params.to_dict()
-    with stage_run("reward", params.mlflow.experiment, {"reward": p["reward"], "data": p["data"], "seed": params.seed}, arm="reward"):
+    with stage_run(
+        "reward",
+        params.mlflow.experiment,
+        {"reward": p["reward"], "data": p["data"], "seed": params.seed},
+        arm="reward",
+    ):
         import mlflow
 
         with ComputeMeter("reward") as meter, atomic_dir(OUT) as tmp:
@@ -90,8 +99,11 @@ def main(argv: list[str] | None = None) -> None:
         log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
         if params.mlflow.log_models:
             mlflow.log_artifacts(OUT, artifact_path="model")
-        log.info("reward model: loss %.4f, held-out pairwise accuracy %.3f", summary["train_loss"],
-                 accuracy["overall"]["value"])  # fmt: skip
+        log.info(
+            "reward model: loss %.4f, held-out pairwise accuracy %.3f",
+            summary["train_loss"],
+            accuracy["overall"]["value"],
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,10 @@ def train_sft(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter
 
     # 1. data: conversational prompt/completion rows, loss on the completion only
     df = load_benchmark(params.data.dir, params.data.languages)
-    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in sft_rows(train_split(df, params.data.train_languages))]
+    rows = [
+        {"prompt": r["prompt"], "completion": r["completion"]}
+        for r in sft_rows(train_split(df, params.data.train_languages))
+    ]
     log.info("SFT on %d demonstrations in %s", len(rows), params.data.train_languages)
     # 2. model
     model, tok = load_policy(base_dir)
@@ -49,15 +52,22 @@ def train_sft(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter
     # 4. save: an adapter is applied on top of models/base when loaded (see safealign.models)
     trainer.save_model(str(out_dir))
     tok.save_pretrained(out_dir)
-    write_lineage(out_dir, kind="adapter" if peft_config else "full", parent=base_dir, stage="sft",
-                  extra={"compute": "metrics/compute/sft.json"})  # fmt: skip
+    write_lineage(
+        out_dir,
+        kind="adapter" if peft_config else "full",
+        parent=base_dir,
+        stage="sft",
+        extra={"compute": "metrics/compute/sft.json"},
+    )
     return {"train_loss": result.training_loss, "examples": len(rows), "steps": result.global_step}
 
 
 def main(argv: list[str] | None = None) -> None:
     params, _ = setup("sft", argv)
     p = params.to_dict()
-    with stage_run("sft", params.mlflow.experiment, {"sft": p["sft"], "data": p["data"], "seed": params.seed}, arm="sft"):
+    with stage_run(
+        "sft", params.mlflow.experiment, {"sft": p["sft"], "data": p["data"], "seed": params.seed}, arm="sft"
+    ):
         import mlflow
 
         with ComputeMeter("sft") as meter, atomic_dir(OUT) as tmp:

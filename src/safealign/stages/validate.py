@@ -34,18 +34,26 @@ def check_coverage(params) -> None:
 
     df = load_benchmark(params.data.dir, params.data.languages)
     categories = df[(df.split == "eval") & (df.kind == "harmful")]["category"].nunique()
-    wanted = {"evaluate.items_per_language.harmful": (params.evaluate.items_per_language or {}).get("harmful"),
-              "curve.items_per_language": params.curve.items_per_language or None}  # fmt: skip
+    wanted = {
+        "evaluate.items_per_language.harmful": (params.evaluate.items_per_language or {}).get("harmful"),
+        "curve.items_per_language": params.curve.items_per_language or None,
+    }
     for key, n in wanted.items():
         if n is not None and n < categories:
-            raise ConfigError(f"params.yaml: {key} = {n} leaves harm categories out: the eval split has {categories}; "
-                              f"use at least {categories} (null for all items{', 0 for no curve' if key.startswith('curve') else ''})")  # fmt: skip
+            raise ConfigError(
+                f"params.yaml: {key} = {n} leaves harm categories out: the eval split has {categories}; "
+                f"use at least {categories} (null for all items{', 0 for no curve' if key.startswith('curve') else ''})"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     params, _ = setup("validate", argv)
     d = params.data
-    limits = {"min_chars": d.min_chars, "max_prompt_chars": d.max_prompt_chars, "max_response_chars": d.max_response_chars}
+    limits = {
+        "min_chars": d.min_chars,
+        "max_prompt_chars": d.max_prompt_chars,
+        "max_response_chars": d.max_response_chars,
+    }
     check_trainer_params(params)
     check_coverage(params)
     try:
