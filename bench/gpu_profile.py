@@ -31,8 +31,7 @@ import torch  # noqa: E402
 from eval_throughput import batched_vs_single, bench_prompts  # noqa: E402
 
 from safealign.compute import ComputeMeter, ModelShape, gpu_peak_flops, money  # noqa: E402
-from safealign.config import load_params  # noqa: E402
-from safealign.stages.common import ENV_DEFAULTS  # noqa: E402
+from safealign.config import ENV_DEFAULTS, load_params  # noqa: E402
 
 for k, v in ENV_DEFAULTS.items():  # offline and quiet, as every stage runs
     os.environ.setdefault(k, v)
@@ -184,7 +183,7 @@ def main() -> None:
     tokenizer_dir = Path(a.tokenizer).resolve()
     model_dir = Path(a.model).resolve() if a.model else None
 
-    from safealign.stages import ppo, reward, sft
+    from safealign.train import ppo, reward, sft
 
     no_tracking(sft, reward, ppo)
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"

@@ -26,7 +26,7 @@ def bare_sft(p, tmp: str) -> float:
     from peft import LoraConfig
     from trl import SFTTrainer
 
-    from safealign.stages.sft import trainer_config
+    from safealign.train.sft import trainer_config
 
     df = load_benchmark(p.data.dir, p.data.languages)
     rows = [
@@ -49,7 +49,7 @@ def bare_sft(p, tmp: str) -> float:
 
 
 def ours_sft(p, tmp: str) -> float:
-    from safealign.stages.sft import train_sft
+    from safealign.train.sft import train_sft
 
     with ComputeMeter("sft") as meter:
         t = time.perf_counter()
@@ -64,7 +64,7 @@ def bare_ppo(p, tmp: str) -> tuple[float, float]:
     from trl.experimental.ppo import PPOTrainer
 
     from safealign.models import load_reward_model
-    from safealign.stages.ppo import prompt_dataset, trainer_config
+    from safealign.train.ppo import prompt_dataset, trainer_config
 
     df = load_benchmark(p.data.dir, p.data.languages)
     rows = rl_prompts(train_split(df, p.data.train_languages))
@@ -93,7 +93,7 @@ def bare_ppo(p, tmp: str) -> tuple[float, float]:
 
 def ours_ppo(p, tmp: str) -> tuple[float, float]:
     from safealign.curve import SafetyCurve
-    from safealign.stages.ppo import train_ppo
+    from safealign.train.ppo import train_ppo
 
     SafetyCurve.save = lambda *a, **k: None  # keep the pipeline's metrics/curves untouched
     with ComputeMeter("ppo") as meter:

@@ -49,7 +49,7 @@ def check_run(repo: Path, overrides: dict[str, Any]) -> Params:
     """Everything that can be checked before a run touches anything: params.yaml with the overrides applied
     (unknown keys, types, ranges), every trainer's `args` against its TRL config, and the evaluation's coverage of
     the data. Raises ConfigError or DataError naming the key."""
-    from safealign.stages.validate import check_coverage, check_trainer_params
+    from safealign.validation import check_coverage, check_trainer_params
 
     params = load_params(repo / "params.yaml", overrides)
     with contextlib.chdir(repo):

@@ -10,10 +10,9 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from safealign import gate
+from safealign import gate, tracking
 from safealign.compute import ComputeMeter
 from safealign.config import Params
-from safealign.tracking import _mlflow
 
 
 @task(name="champion-gate")
@@ -23,31 +22,30 @@ def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
 
     logger = get_run_logger()
     g = params.gate
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
     new_metrics = json.loads((repo / "metrics" / "eval" / f"{g.arm}.json").read_text())
-    with contextlib.chdir(repo):  # lineage parents (models/sft -> models/base) are repo-relative
-        version = gate.register_candidate(client, g.registered_model, params.evaluate.arms[g.arm], parent_run_id)
-    champion = gate.champion_version(client, g.registered_model)
+    # lineage parents (models/sft -> models/base) are repo-relative
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(repo):
+        merged = gate.export_merged(params.evaluate.arms[g.arm], Path(tmp) / "policy")
+        version = tracking.register_candidate(g.registered_model, merged, parent_run_id)
+    champion = tracking.champion_version(g.registered_model)
     champion_metrics = None
     if champion is not None:
         logger.info("re-evaluating champion v%s on the same prompts and judge", champion.version)
         # same prompts, judge and detector files as the candidate's evaluation (paths in params are repo-relative)
         with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(repo), ComputeMeter("gate") as meter:
-            local = gate.download_champion(g.registered_model, Path(tmp) / "champion")
+            local = tracking.download_champion(g.registered_model, Path(tmp) / "champion")
             _, champion_metrics = evaluate_model(params, str(local), meter)
     decision = gate.decide(new_metrics, champion_metrics, g.tolerance, g.languages)
     if decision.promote:
-        client.set_registered_model_alias(g.registered_model, "champion", version)
+        tracking.set_champion(g.registered_model, version)
     tags = {
         "gate.decision": "promoted" if decision.promote else "kept_champion",
         "gate.candidate_version": str(version),
         "gate.champion_version": str(champion.version if champion else "none"),
         "gate.regressions": "; ".join(decision.regressions)[:4000] or "none",
     }
-    for k, v in tags.items():
-        client.set_tag(parent_run_id, k, v)
-        client.set_model_version_tag(g.registered_model, str(version), k, v)
+    tracking.set_tags(tags, run_id=parent_run_id)
+    tracking.tag_model_version(g.registered_model, version, tags)
     lines = [
         f"## Champion gate: {decision.summary()}",
         "",

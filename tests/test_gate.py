@@ -2,7 +2,6 @@
 
 import copy
 
-import mlflow
 import pytest
 
 from safealign import gate
@@ -50,16 +49,18 @@ def test_missing_values_are_not_compared():
 
 
 def test_register_alias_and_download(tmp_path, tiny_model_dir, monkeypatch):
+    from safealign import tracking
+
     monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
-    client = mlflow.MlflowClient()
-    exp = client.create_experiment("g")
-    run = client.create_run(exp)
-    assert gate.champion_version(client, "safealign-hybrid") is None
-    v1 = gate.register_candidate(client, "safealign-hybrid", tiny_model_dir, run.info.run_id)
-    client.set_registered_model_alias("safealign-hybrid", "champion", v1)
-    assert str(gate.champion_version(client, "safealign-hybrid").version) == v1
-    local = gate.download_champion("safealign-hybrid", tmp_path / "champ")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    client = tracking._mlflow().MlflowClient()
+    run = client.create_run(client.create_experiment("g"))
+    assert tracking.champion_version("safealign-hybrid") is None
+    merged = gate.export_merged(tiny_model_dir, tmp_path / "merged")
+    v1 = tracking.register_candidate("safealign-hybrid", merged, run.info.run_id)
+    tracking.set_champion("safealign-hybrid", v1)
+    assert str(tracking.champion_version("safealign-hybrid").version) == v1
+    local = tracking.download_champion("safealign-hybrid", tmp_path / "champ")
     assert (local / "model.safetensors").exists() and (local / "safealign.json").exists()
     from safealign.models import load_policy
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from safealign import ingest
+from safealign.data import DropRejected
 from safealign.ingest import (
     RULE_DISAGREE,
     RULE_DUP_FIELD,
@@ -28,7 +29,6 @@ from safealign.ingest import (
     apply_staged,
     stage_drop,
 )
-from safealign.storage import DropRejected
 from safealign.validation import validate_benchmark
 
 LANGS = ["en", "zh"]

@@ -18,9 +18,10 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.hybrid_train import hybrid_train
-from safealign.s3local import S3ServerError, local_s3, weed_binary
-from safealign.storage import DropRejected, StorageUnavailable
+from safealign.data import DropRejected
+from safealign.storage import StorageUnavailable
 from tests.test_ingest import EN_KEY, ZH_KEY, item, jsonl, snapshot
+from tools.s3local import S3ServerError, local_s3, weed_binary
 
 from .conftest import run_env
 

@@ -51,7 +51,7 @@ def _free_port() -> int:
 
 
 def test_mlflow_tracking_server_with_database_and_s3_artifacts(tmp_path):
-    from safealign.s3local import S3ServerError, local_s3, weed_binary
+    from tools.s3local import S3ServerError, local_s3, weed_binary
 
     try:
         weed_binary()

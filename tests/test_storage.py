@@ -16,10 +16,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from safealign import storage
+from safealign.data import DropRejected
 from safealign.ingest import apply_staged, stage_drop
-from safealign.s3local import DEV_ACCESS_KEY, DEV_SECRET_KEY, S3Server, S3ServerError, free_ports, local_s3, weed_binary
-from safealign.storage import DropObject, DropRejected, Retry, StorageUnavailable, retrying
+from safealign.storage import DropObject, Retry, StorageUnavailable, retrying
+from tests.conftest import ROOT
 from tests.test_ingest import EN_KEY, LANGS, LIMITS, ZH_KEY, good_drop, snapshot
+from tools.s3local import DEV_ACCESS_KEY, DEV_SECRET_KEY, S3Server, S3ServerError, free_ports, local_s3, weed_binary
 
 ACCESS_KEY = "safealign-test"
 SECRET_KEY = "test-secret-7f3a9c2e5b"  # must never show up in an error message or a log line
@@ -295,7 +297,7 @@ def test_cli_start_status_stop(tmp_path):
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "safealign.s3local", *args, "--dir", str(d)],
+            [sys.executable, str(ROOT / "tools" / "s3local.py"), *args, "--dir", str(d)],
             capture_output=True,
             text=True,
             env=env,

@@ -8,6 +8,7 @@ trainer's own field names under `args:`; those are checked against the TRL datac
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,26 @@ from pathlib import Path
 from typing import Any
 
 PARAMS_FILE = "params.yaml"
+# Offline and quiet by default; a user who wants the hub for a hub profile sets HF_HUB_OFFLINE=0 themselves.
+ENV_DEFAULTS = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRL_EXPERIMENTAL_SILENCE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+    "HF_MLFLOW_LOG_ARTIFACTS": "false",  # we log adapters/models ourselves, once
+    "DISABLE_MLFLOW_INTEGRATION": "FALSE",
+}
+
+
+def apply_env_defaults() -> None:
+    """ENV_DEFAULTS for every variable the user has not set."""
+    for k, v in ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+
+
 JUDGES = ("auto", "lexicon", "classifier", "embedding", "guard")
 
 

@@ -79,7 +79,7 @@ class SafetyCurve:
         }
 
     def save(self, arm: str, trainer: str) -> None:
-        from safealign.stages.common import write_json
+        from safealign.io import write_json
 
         doc = self.document(arm, trainer)
         write_json(f"metrics/curves/{arm}.json", doc)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,40 @@ class DataError(ValueError):
         super().__init__(f"{where}: {rule}" + (f" ({detail})" if detail else ""))
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One reason to reject a drop: which object (or file), which row (1-based line), which rule."""
+
+    key: str | None
+    row: int | None
+    rule: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        where = (self.key or "drop") + (f", row {self.row}" if self.row is not None else "")
+        return f"{where}: {self.rule}" + (f" ({self.detail})" if self.detail else "")
+
+
+class DropRejected(DataError):
+    """A drop (or one object of it) is refused; `problems` lists every reason, each with key, row and rule."""
+
+    def __init__(
+        self,
+        key: str | None = None,
+        row: int | None = None,
+        rule: str = "",
+        detail: str = "",
+        problems: list[Problem] | None = None,
+    ):
+        self.problems = list(problems) if problems else [Problem(key, row, rule, detail)]
+        first = self.problems[0]
+        self.key = first.key
+        super().__init__(first.key or "drop", first.row, None, first.rule, first.detail)
+        if len(self.problems) > 1 or problems:
+            lines = "\n  ".join(str(p) for p in self.problems)
+            self.args = (f"drop rejected, {len(self.problems)} problem(s):\n  {lines}",)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Parse a JSONL file; each record gets `_file` and `_row` (1-based line number) for error messages."""
     rows = []
@@ -102,14 +137,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             obj["_file"], obj["_row"] = str(path), n
             rows.append(obj)
     return rows
-
-
-def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) + "\n")
 
 
 def benchmark_files(data_dir: str | Path, languages: list[str]) -> dict[str, Path]:

@@ -9,13 +9,11 @@ re-evaluated on the same evaluation prompts with the same judge, in every langua
 A rate with no samples on either side, or in a language not measured on either side, is not compared. Nothing is
 promoted when the judge that scored the candidate is not validated (stage detect) in every gated language
 (`gate.languages`): a comparison there would rest on verdicts nobody checked. The decision and each reason are
-returned for logging.
+returned for logging. The registry itself (register, alias, download) is reached through safealign.tracking.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,37 +79,3 @@ def export_merged(model_dir: str | Path, out: Path) -> Path:
     tok.save_pretrained(out)
     write_lineage(out, kind="full", parent=None, stage="registry", extra={"exported_from": str(model_dir)})
     return out
-
-
-def register_candidate(client, name: str, model_dir: str | Path, run_id: str) -> str:
-    """Log the merged policy under `policy/` of `run_id` and register it as a new version of `name`."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        merged = export_merged(model_dir, Path(tmp) / "policy")
-        client.log_artifacts(run_id, str(merged), artifact_path="policy")
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(
-            name, description="safealign hybrid policy (SFT then PPO); alias champion = served"
-        )
-    source = f"{client.get_run(run_id).info.artifact_uri}/policy"
-    return str(client.create_model_version(name, source=source, run_id=run_id).version)
-
-
-def champion_version(client, name: str):
-    """The model version behind the alias `champion`, or None."""
-    import mlflow
-
-    try:
-        return client.get_model_version_by_alias(name, "champion")
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def download_champion(name: str, dest: Path) -> Path:
-    import mlflow
-
-    shutil.rmtree(dest, ignore_errors=True)
-    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(dest)))

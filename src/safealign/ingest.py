@@ -21,8 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safealign.data import ALL_FIELDS, BASE_FIELDS, KIND_FIELDS, KINDS, DataError, benchmark_files, read_jsonl
-from safealign.storage import DropRejected, Problem
+from safealign.data import (
+    ALL_FIELDS,
+    BASE_FIELDS,
+    KIND_FIELDS,
+    KINDS,
+    DataError,
+    DropRejected,
+    Problem,
+    benchmark_files,
+    read_jsonl,
+)
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from safealign.data import DataError
+from safealign.data import DropRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,40 +79,6 @@ class StorageUnavailable(RuntimeError):
         self.cause = f"{type(cause).__name__}: {_redact(str(cause))}"
         where = f"at {self.endpoint}, bucket '{bucket or '?'}'"
         super().__init__(f"S3 storage unavailable {where}, after {attempts} attempt(s): {self.cause}")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason to reject a drop: which object (or file), which row (1-based line), which rule."""
-
-    key: str | None
-    row: int | None
-    rule: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        where = (self.key or "drop") + (f", row {self.row}" if self.row is not None else "")
-        return f"{where}: {self.rule}" + (f" ({self.detail})" if self.detail else "")
-
-
-class DropRejected(DataError):
-    """A drop (or one object of it) is refused; `problems` lists every reason, each with key, row and rule."""
-
-    def __init__(
-        self,
-        key: str | None = None,
-        row: int | None = None,
-        rule: str = "",
-        detail: str = "",
-        problems: list[Problem] | None = None,
-    ):
-        self.problems = list(problems) if problems else [Problem(key, row, rule, detail)]
-        first = self.problems[0]
-        self.key = first.key
-        super().__init__(first.key or "drop", first.row, None, first.rule, first.detail)
-        if len(self.problems) > 1 or problems:
-            lines = "\n  ".join(str(p) for p in self.problems)
-            self.args = (f"drop rejected, {len(self.problems)} problem(s):\n  {lines}",)
 
 
 @dataclass(frozen=True)

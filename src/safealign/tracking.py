@@ -209,3 +209,97 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
             "compute/padding_tokens": float(record.padding_tokens),
         }
     )
+
+
+# --- thin MLflow calls for the stages (the only module that imports mlflow) --------------------------------
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    _mlflow().log_metrics(metrics, step=step)
+
+
+def log_artifact(path: str | Path, run_id: str | None = None) -> None:
+    """On the active run, or on `run_id` (e.g. the pipeline's parent run)."""
+    mlflow = _mlflow()
+    if run_id:
+        mlflow.MlflowClient().log_artifact(run_id, str(path))
+    else:
+        mlflow.log_artifact(str(path))
+
+
+def log_artifacts(folder: str | Path, artifact_path: str) -> None:
+    _mlflow().log_artifacts(str(folder), artifact_path=artifact_path)
+
+
+def set_tags(tags: dict[str, str], run_id: str | None = None) -> None:
+    mlflow = _mlflow()
+    if run_id:
+        client = mlflow.MlflowClient()
+        for k, v in tags.items():
+            client.set_tag(run_id, k, v)
+    else:
+        mlflow.set_tags(tags)
+
+
+def log_curve(path: str | Path) -> None:
+    """A safety curve (metrics/curves/<arm>.json) as MLflow metrics, step = RL update."""
+    import json
+
+    for point in json.loads(Path(path).read_text())["points"]:
+        if point["harmful_rate"] is not None:
+            metrics = {
+                "curve/harmful_rate": point["harmful_rate"],
+                "curve/cumulative_tflops": point["cumulative_flops"] / 1e12,
+            }
+            log_metrics(metrics, step=point["update"])
+
+
+def log_run_metrics(run_id: str, metrics: dict[str, float]) -> None:
+    client = _mlflow().MlflowClient()
+    for k, v in metrics.items():
+        client.log_metric(run_id, k, v)
+
+
+# --- the model registry: candidates, the `champion` alias ------------------------------------------------------
+
+
+def register_candidate(name: str, merged_dir: str | Path, run_id: str) -> str:
+    """Log a merged, self-contained model directory under `policy/` of `run_id` and register it as a new version
+    of `name`; returns the version (a string)."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    client.log_artifacts(run_id, str(merged_dir), artifact_path="policy")
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(
+            name, description="safealign hybrid policy (SFT then PPO); alias champion = served"
+        )
+    source = f"{client.get_run(run_id).info.artifact_uri}/policy"
+    return str(client.create_model_version(name, source=source, run_id=run_id).version)
+
+
+def champion_version(name: str):
+    """The model version behind the alias `champion`, or None."""
+    mlflow = _mlflow()
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def set_champion(name: str, version: str) -> None:
+    _mlflow().MlflowClient().set_registered_model_alias(name, "champion", version)
+
+
+def tag_model_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = _mlflow().MlflowClient()
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, v)
+
+
+def download_champion(name: str, dest: Path) -> Path:
+    import shutil
+
+    shutil.rmtree(dest, ignore_errors=True)
+    return Path(_mlflow().artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(dest)))

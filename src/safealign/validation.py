@@ -356,3 +356,31 @@ def validate_benchmark(
     if failures:
         raise ValidationFailed(failures)
     return report
+
+
+def check_trainer_params(params) -> None:
+    """Build every TRL config from params now, so a misspelled or mistyped trainer field fails here, before any
+    compute, instead of minutes into a later stage."""
+    from safealign.train import grpo, ppo, reward, sft
+
+    for trainer in (sft, reward, ppo, grpo):
+        trainer.trainer_config(params, "checkpoints/validate")
+
+
+def check_coverage(params) -> None:
+    """Every harm category is evaluated and on the safety curve: a per-language item count smaller than the number
+    of harm categories in the eval split would silently drop some (the subsample is stratified by category)."""
+    from safealign.config import ConfigError
+    from safealign.data import load_benchmark
+
+    df = load_benchmark(params.data.dir, params.data.languages)
+    categories = df[(df.split == "eval") & (df.kind == "harmful")]["category"].nunique()
+    wanted = {
+        "evaluate.items_per_language.harmful": (params.evaluate.items_per_language or {}).get("harmful"),
+        "curve.items_per_language": params.curve.items_per_language or None,
+    }
+    for key, n in wanted.items():
+        if n is not None and n < categories:
+            hint = "null for all items" + (", 0 for no curve" if key.startswith("curve") else "")
+            raise ConfigError(f"params.yaml: {key} = {n} leaves harm categories out: the eval split has "
+                              f"{categories}; use at least {categories} ({hint})")  # fmt: skip

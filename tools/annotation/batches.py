@@ -17,7 +17,8 @@ import json
 import random
 from pathlib import Path
 
-from safealign.data import judge_split, load_benchmark, read_jsonl, write_jsonl
+from safealign.data import judge_split, load_benchmark, read_jsonl
+from safealign.io import write_jsonl
 
 LANGS = ["en", "zh", "es", "fr", "de", "ru", "ar", "hi", "ja", "bn", "sw", "th"]
 SECOND_PER_LANGUAGE, SEED = 26, 7

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from safealign.data import load_benchmark, read_jsonl, write_jsonl
+from safealign.data import load_benchmark, read_jsonl
 from safealign.generation import generate
 from safealign.models import load_policy
 
@@ -90,6 +90,11 @@ def plan(data_dir: str) -> list[dict]:
             }
         )
     return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def answer(model_dir: str, slots: list[dict], base_model: bool) -> list[str]:

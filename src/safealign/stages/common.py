@@ -1,39 +1,35 @@
-"""What every stage entry point does first: environment, logging, params, and the resolved config logged."""
+"""The skeleton every stage entry point shares, written once: environment, logging, params (the resolved config
+logged first), the stage's MLflow run, its compute meter, and its compute record saved and logged at the end.
+
+    def main(argv=None):
+        with stage_main("sft", argv, sections=("sft", "data")) as run:
+            with run.meter, atomic_dir(paths.SFT) as tmp:
+                summary = train_sft(run.params, paths.BASE, tmp, ..., run.meter)
+            ...write outputs, log metrics...
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
-import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from safealign.config import ConfigError, Params, load_params
+from safealign import paths
+from safealign.compute import ComputeMeter
+from safealign.config import ConfigError, Params, apply_env_defaults, load_params
 from safealign.data import DataError
+from safealign.tracking import record_compute, stage_run
 
-# Offline and quiet by default; a user who wants the hub for a hub profile sets HF_HUB_OFFLINE=0 themselves.
-ENV_DEFAULTS = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TRL_EXPERIMENTAL_SILENCE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
-    "HF_MLFLOW_LOG_ARTIFACTS": "false",  # we log adapters/models ourselves, once
-    "DISABLE_MLFLOW_INTEGRATION": "FALSE",
-}
 log = logging.getLogger("safealign")
 
 
 def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> tuple[Params, argparse.Namespace]:
-    for k, v in ENV_DEFAULTS.items():
-        os.environ.setdefault(k, v)
+    apply_env_defaults()
     parser = argparse.ArgumentParser(prog=f"python -m safealign.stages.{stage}")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     if with_arm:
@@ -43,13 +39,36 @@ def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> 
     for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params = load_params(args.params)
-    log.info(
-        "stage %s%s, resolved params: %s",
-        stage,
-        f"@{args.arm}" if with_arm else "",
-        json.dumps(params.to_dict(), default=str),
-    )
+    arm = f"@{args.arm}" if with_arm else ""
+    log.info("stage %s%s, resolved params: %s", stage, arm, json.dumps(params.to_dict(), default=str))
     return params, args
+
+
+@dataclass
+class StageRun:
+    params: Params
+    arm: str | None
+    meter: ComputeMeter
+
+
+@contextmanager
+def stage_main(stage: str, argv: list[str] | None, sections: tuple[str, ...],
+               arms: Callable[[Params], dict[str, str]] | None = None, final: bool = False) -> Iterator[StageRun]:  # fmt: skip
+    """Set up, open the stage's MLflow run (logging the params `sections` it reads), and hand the body a meter;
+    afterwards save the meter's record to metrics/compute/<stage>[_<arm>].json and log it. With `arms`, the
+    stage takes --arm, which must be a key of arms(params). `final`: the last stage of a plain `dvc repro`, which
+    closes the parent run it found by key."""
+    params, cli = setup(stage, argv, with_arm=arms is not None)
+    arm = cli.arm if arms is not None else None
+    if arm is not None and arm not in arms(params):
+        raise ConfigError(f"params.yaml: {stage} has no arm '{arm}' (have {sorted(arms(params))})")
+    p = params.to_dict()
+    logged = {s: p[s] for s in sections} | {"seed": params.seed}
+    with stage_run(stage, params.mlflow.experiment, logged, arm=arm, final=final):
+        run = StageRun(params, arm, ComputeMeter(f"{stage}@{arm}" if arm else stage))
+        yield run
+        if run.meter.record.wall_s:  # the body metered something
+            record_compute(run.meter.record, paths.compute_record(stage, arm), params.cost)
 
 
 def run_main(fn, *a: Any, **kw: Any) -> None:
@@ -59,47 +78,3 @@ def run_main(fn, *a: Any, **kw: Any) -> None:
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-
-
-@contextmanager
-def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Write a directory under a temporary name and move it into place only when the block succeeds, so an
-    interrupted stage never leaves a partial model where a good one is expected."""
-    final = Path(final)
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    yield tmp
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def hf_args(cls: type, params_args: dict[str, Any], section: str, output_dir: str | Path, seed: int) -> Any:
-    """A TRL config from params: the user's fields by their own names, plus what the pipeline controls
-    (output dir, MLflow reporting, seed, CPU/GPU precision)."""
-    import torch
-
-    from safealign.config import trainer_args
-
-    args = dict(params_args)
-    cuda = torch.cuda.is_available()
-    # TRL configs default bf16=True, which fails on CPU; keep the user's choice only where a GPU runs.
-    args["bf16"] = bool(args.get("bf16", True)) and cuda and torch.cuda.is_bf16_supported()
-    return trainer_args(
-        cls,
-        args,
-        section,
-        output_dir=str(output_dir),
-        report_to=["mlflow"],
-        seed=seed,
-        use_cpu=not cuda,
-    )

@@ -1,27 +1,25 @@
 """Stage cost: compute per stage and per arm, money at the prices in params, and the headline numbers.
 
 The core is safealign.accounting (lineage compute, headline at the configured budgets and at matched safety,
-paired arm comparisons, every interval clustered by item). Writes metrics/cost.json and metrics/headline.json
-and puts the headline on the pipeline's parent MLflow run.
+paired arm comparisons, every interval clustered by item). Writes metrics/cost.json, metrics/headline.json and
+metrics/summary/headline.json (DVC metrics), and puts the headline on the pipeline's parent MLflow run.
 """
 
 from __future__ import annotations
 
 import logging
 
+from safealign import paths, tracking
 from safealign.accounting import account, comparisons, headline, matched_safety
-from safealign.stages.common import run_main, setup, write_json
-from safealign.tracking import log_dict_metrics, resolve_parent, stage_run
+from safealign.io import write_json
+from safealign.stages.common import run_main, stage_main
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
-    params, _ = setup("cost", argv)
-    with stage_run("cost", params.mlflow.experiment, {"cost": params.to_dict()["cost"]}):
-        import mlflow
-
-        samples = params.evaluate.bootstrap_samples
+    with stage_main("cost", argv, sections=("cost",)) as run:
+        params, samples = run.params, run.params.evaluate.bootstrap_samples
         cost = account(params)
         head = headline(params, cost, samples)
         head["matched_safety"] = matched_safety(params, samples)
@@ -31,30 +29,19 @@ def main(argv: list[str] | None = None) -> None:
         head["compute_saving_at_matched_safety_ci95"] = hyb.get("compute_saving_to_target_ci95")
         write_json("metrics/cost.json", cost)
         write_json("metrics/headline.json", head)
-        write_json(
-            "metrics/summary/headline.json",
-            {
-                "harmful_rate_reduction": head.get("harmful_rate_reduction_vs_pure_rl"),
-                "compute_saving_matched": head["compute_saving_at_matched_safety_vs_pure_rl"],
-                "compute_saving_configured": head.get("compute_saving_vs_pure_rl"),
-                "harmful_rate_hybrid": head.get("harmful_rate_hybrid"),
-                "harmful_rate_pure_rl": head.get("harmful_rate_pure_rl"),
-            },
-        )
+        write_json(paths.summary("headline"), {
+            "harmful_rate_reduction": head.get("harmful_rate_reduction_vs_pure_rl"),
+            "compute_saving_matched": head["compute_saving_at_matched_safety_vs_pure_rl"],
+            "compute_saving_configured": head.get("compute_saving_vs_pure_rl"),
+            "harmful_rate_hybrid": head.get("harmful_rate_hybrid"), "harmful_rate_pure_rl": head.get("harmful_rate_pure_rl"),
+        })  # fmt: skip
         for arm, t in cost["arms"].items():
-            log_dict_metrics(
-                {
-                    k: t[k]
-                    for k in ("flops", "cpu_hours", "gpu_hours", "wall_s", "usd", "trained_tokens", "generated_tokens")
-                },
-                prefix=f"compute/{arm}/",
-            )
+            keys = ("flops", "cpu_hours", "gpu_hours", "wall_s", "usd", "trained_tokens", "generated_tokens")
+            tracking.log_dict_metrics({k: t[k] for k in keys}, prefix=f"compute/{arm}/")
         numbers = {k: v for k, v in head.items() if isinstance(v, float)}
-        mlflow.log_metrics(numbers)
-        parent_id, _ = resolve_parent(params.mlflow.experiment)
-        client = mlflow.MlflowClient()
-        for k, v in numbers.items():  # the headline also on the pipeline's parent run
-            client.log_metric(parent_id, k, v)
+        tracking.log_metrics(numbers)
+        parent_id, _ = tracking.resolve_parent(params.mlflow.experiment)
+        tracking.log_run_metrics(parent_id, numbers)  # the headline also on the pipeline's parent run
         log.info("headline: %s", {k: round(v, 4) for k, v in numbers.items()})
 
 

@@ -11,9 +11,10 @@ import csv
 import logging
 from pathlib import Path
 
+from safealign import tracking
 from safealign.report import RATES, collect, markdown, render_html
-from safealign.stages.common import run_main, setup
-from safealign.tracking import data_version, git_commit, resolve_parent, stage_run
+from safealign.stages.common import run_main, stage_main
+from safealign.tracking import data_version, git_commit
 
 log = logging.getLogger(__name__)
 HTML, MD, ARMS_CSV = Path("reports/report.html"), Path("reports/report.md"), Path("metrics/plots/arms.csv")
@@ -30,10 +31,8 @@ def write_arms_csv(d: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    params, _ = setup("report", argv)
-    with stage_run("report", params.mlflow.experiment, {"evaluate.arms": params.evaluate.arms}, final=True):
-        import mlflow
-
+    with stage_main("report", argv, sections=("evaluate",), final=True) as run:
+        params = run.params
         d = collect(Path("."), list(params.evaluate.arms))
         HTML.parent.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -45,10 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         HTML.write_text(render_html(d, meta=meta))
         MD.write_text(markdown(d))
         write_arms_csv(d, ARMS_CSV)
-        mlflow.log_artifact(str(HTML))
-        mlflow.log_artifact(str(MD))
-        parent_id, _ = resolve_parent(params.mlflow.experiment)
-        mlflow.MlflowClient().log_artifact(parent_id, str(HTML))
+        tracking.log_artifact(HTML)
+        tracking.log_artifact(MD)
+        parent_id, _ = tracking.resolve_parent(params.mlflow.experiment)
+        tracking.log_artifact(HTML, run_id=parent_id)
         log.info("report: %s (%d arms)", HTML.resolve(), len(d["eval"]))
 
 

@@ -1,109 +1,34 @@
-"""Stage reward: a safety reward model trained with TRL's RewardTrainer on the preference pairs.
+"""Stage reward: the safety reward model (core: safealign.train.reward).
 
-Pairs: chosen = refuse-and-redirect, rejected = compliant or partial, for harmful prompts; chosen = helpful,
-rejected = over-refusal, for benign prompts. The model starts from the base model with a scalar head; PPO uses it
-as `reward_model` (and to initialize the value model). Its pairwise accuracy on the eval split is reported per
-language. It is never the judge of an arm (see safealign.judge).
+Writes models/reward, metrics/reward.json (held-out pairwise accuracy per language, with intervals),
+metrics/summary/reward.json and metrics/compute/reward.json.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from safealign.compute import ComputeMeter
-from safealign.config import Params
-from safealign.data import eval_items, load_benchmark, preference_rows, train_split
-from safealign.metrics import rate
-from safealign.models import load_reward_model, score, write_lineage
-from safealign.stages.common import atomic_dir, hf_args, run_main, setup, write_json
-from safealign.tracking import log_dict_metrics, record_compute, stage_run
+from safealign import paths, tracking
+from safealign.io import atomic_dir, write_json
+from safealign.stages.common import run_main, stage_main
+from safealign.train.reward import train_reward
 
-BASE, OUT, CKPT = "models/base", "models/reward", "checkpoints/reward"
 log = logging.getLogger(__name__)
 
 
-def pairwise_accuracy(model, tok, pairs: list[dict], samples: int, seed: int) -> dict:
-    """Share of held-out pairs where chosen outscores rejected, overall and per language (with 95% CI)."""
-    prompts = [p["prompt"] for p in pairs]
-    chosen = score(model, tok, prompts, [p["chosen"][0]["content"] for p in pairs])
-    rejected = score(model, tok, prompts, [p["rejected"][0]["content"] for p in pairs])
-    wins = [float(c > r) for c, r in zip(chosen, rejected)]
-    items = [p["id"] for p in pairs]  # an item's pairs and translations are one cluster
-    out = {"overall": rate(wins, samples, seed, items), "per_language": {}}
-    for lang in sorted({p["lang"] for p in pairs}):
-        mine = [(w, p["id"]) for w, p in zip(wins, pairs) if p["lang"] == lang]
-        out["per_language"][lang] = rate([w for w, _ in mine], samples, seed, [i for _, i in mine])
-    return out
-
-
-def trainer_config(params: Params, output_dir: str):
-    from trl import RewardConfig
-
-    return hf_args(RewardConfig, params.reward.args, "reward", output_dir, params.seed)
-
-
-def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
-    from datasets import Dataset
-    from trl import RewardTrainer
-
-    # 1. data
-    df = load_benchmark(params.data.dir, params.data.languages)
-    pairs = preference_rows(train_split(df, params.data.train_languages))
-    keep = ("prompt", "chosen", "rejected")
-    log.info("reward model on %d preference pairs", len(pairs))
-    # 2. model: base weights + a scalar head
-    model, tok = load_reward_model(base_dir)
-    # 3. train
-    args = trainer_config(params, ckpt_dir)
-    trainer = RewardTrainer(
-        model=model,
-        args=args,
-        processing_class=tok,
-        train_dataset=Dataset.from_list([{k: p[k] for k in keep} for p in pairs]),
-    )
-    meter.watch(model)
-    result = trainer.train()
-    trainer.save_model(str(out_dir))
-    tok.save_pretrained(out_dir)
-    write_lineage(out_dir, kind="full", parent=None, stage="reward", extra={"compute": "metrics/compute/reward.json"})
-    # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on); a
-    #    measurement, not training compute
-    n = params.reward.eval_pairs_per_language
-    eval_pairs = preference_rows(
-        eval_items(df, params.data.languages, {"harmful": n // 2, "benign": n - n // 2}, params.seed)
-    )
-    with meter.excluded():
-        accuracy = pairwise_accuracy(trainer.model, tok, eval_pairs, params.evaluate.bootstrap_samples, params.seed)
-    return {"train_loss": result.training_loss, "pairs": len(pairs), "steps": result.global_step, "accuracy": accuracy}
-
-
 def main(argv: list[str] | None = None) -> None:
-    params, _ = setup("reward", argv)
-    p = params.to_dict()
-    with stage_run(
-        "reward",
-        params.mlflow.experiment,
-        {"reward": p["reward"], "data": p["data"], "seed": params.seed},
-        arm="reward",
-    ):
-        import mlflow
-
-        with ComputeMeter("reward") as meter, atomic_dir(OUT) as tmp:
-            summary = train_reward(params, BASE, tmp, CKPT, meter)
+    with stage_main("reward", argv, sections=("reward", "data")) as run:
+        with run.meter, atomic_dir(paths.REWARD) as tmp:
+            summary = train_reward(run.params, paths.BASE, tmp, f"{paths.CHECKPOINTS}/reward", run.meter)
         accuracy = summary.pop("accuracy")
-        meter.record.extra.update(summary)
-        record_compute(meter.record, "metrics/compute/reward.json", params.cost)
+        run.meter.record.extra.update(summary)
         write_json("metrics/reward.json", {"pairwise_accuracy": accuracy, **summary})
-        write_json("metrics/summary/reward.json", {"accuracy": accuracy["overall"]["value"]})  # held-out pairwise
-        log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
-        if params.mlflow.log_models:
-            mlflow.log_artifacts(OUT, artifact_path="model")
-        log.info(
-            "reward model: loss %.4f, held-out pairwise accuracy %.3f",
-            summary["train_loss"],
-            accuracy["overall"]["value"],
-        )
+        write_json(paths.summary("reward"), {"accuracy": accuracy["overall"]["value"]})  # held-out pairwise
+        tracking.log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
+        if run.params.mlflow.log_models:
+            tracking.log_artifacts(paths.REWARD, "model")
+        log.info("reward model: loss %.4f, held-out pairwise accuracy %.3f", summary["train_loss"],
+                 accuracy["overall"]["value"])  # fmt: skip
 
 
 if __name__ == "__main__":

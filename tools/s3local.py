@@ -8,9 +8,9 @@ InvalidAccessKeyId). `local_s3` (tests) uses the fixed local-only DEV_* pair unl
 for the block, so a test never runs with real AWS credentials; the CLI takes the shell's AWS_* pair when both are
 set (CI chooses its test values), else the DEV_* pair.
 
-    python -m safealign.s3local start --dir .seaweed --port 8333   # background; pid and ports in .seaweed/
-    python -m safealign.s3local status --dir .seaweed
-    python -m safealign.s3local stop --dir .seaweed
+    python tools/s3local.py start --dir .seaweed --port 8333   # background; pid and ports in .seaweed/
+    python tools/s3local.py status --dir .seaweed
+    python tools/s3local.py stop --dir .seaweed
 """
 
 from __future__ import annotations
@@ -409,7 +409,7 @@ def cli_status(dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m safealign.s3local", description="Local SeaweedFS S3 server.")
+    p = argparse.ArgumentParser(prog="python tools/s3local.py", description="Local SeaweedFS S3 server.")
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("start", "stop", "status"):
         sp = sub.add_parser(name)
