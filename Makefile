@@ -17,6 +17,11 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export HF_HUB_OFFLINE := 1
 export TRL_EXPERIMENTAL_SILENCE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+# `make run` starts a temporary Prefect API; keep its database in the project (.prefect/, ignored), apart from a
+# `prefect server` the user runs with their own ~/.prefect. With PREFECT_API_URL set, that server is used instead.
+ifndef PREFECT_API_URL
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+endif
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

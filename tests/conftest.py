@@ -70,6 +70,7 @@ def make_repo(dest: Path) -> Path:
     for name in ("dvc.yaml", "pyproject.toml"):
         shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "configs", dest / "configs")
     shutil.copytree(FIXTURES / "benchmark", dest / "data" / "benchmark")
     shutil.copytree(FIXTURES / "labeled_real", dest / "data" / "labeled_real")
     (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
@@ -80,13 +81,12 @@ def make_repo(dest: Path) -> Path:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
     }
-    for cmd in (
-        ["git", "init", "-q"],
-        [sys.executable, "-m", "dvc", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "tiny pipeline"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True, env=env)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=dest, check=True, env=env)
+    with (dest / ".dvc" / "config").open("a") as fh:  # the offline plots page, as in the project's .dvc/config
+        fh.write("[plots]\n    html_template = ../configs/dvc/plots.html\n")
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "tiny pipeline"], cwd=dest, check=True, env=env)
     return dest
 
 

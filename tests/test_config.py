@@ -57,3 +57,37 @@ def test_trainer_args_names_the_bad_field():
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": {}}) == {"a.b": 1, "a.c.d": 2, "e": {}}
+
+
+def test_trainer_args_types_are_checked_against_the_trl_field():
+    """`sft.args.learning_rate: fast` used to pass validation and die minutes later inside torch."""
+    from trl import SFTConfig
+
+    with pytest.raises(ConfigError, match=r"sft\.args\.learning_rate: expected float, got str 'fast'"):
+        trainer_args(SFTConfig, {"learning_rate": "fast"}, "sft", output_dir="x")
+    with pytest.raises(ConfigError, match=r"sft\.args\.save_strategy: expected .*SaveStrategy \| str, got bool False"):
+        trainer_args(SFTConfig, {"save_strategy": False}, "sft", output_dir="x")
+    with pytest.raises(ConfigError, match=r"sft\.args is rejected by SFTConfig: .*bogus"):
+        trainer_args(SFTConfig, {"save_strategy": "bogus"}, "sft", output_dir="x", use_cpu=True, bf16=False)
+
+
+def test_params_are_read_as_yaml_1_2(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml with ruamel and drops the quotes of save_strategy: "no"; YAML 1.1
+    (PyYAML) would read the bare `no` as False."""
+    p = tmp_path / "params.yaml"
+    p.write_text("sft:\n  args:\n    save_strategy: no\n    learning_rate: 1e-4\n")
+    params = load_params(p)
+    assert params.sft.args["save_strategy"] == "no" and params.sft.args["learning_rate"] == 1e-4
+
+
+def test_named_experiment_tiny_is_small_and_valid():
+    from safealign import experiments
+
+    over = experiments.overrides("tiny", ROOT)
+    p = load_params(ROOT / "params.yaml", over)
+    assert p.model.profile == "tiny" and len(p.data.languages) == 2 and p.sft.args["max_steps"] <= 3
+    assert p.ppo.args["total_episodes"] <= 16 and p.evaluate.items_per_language["harmful"] == 14
+    cmd = experiments.dvc_command("tiny", ROOT)
+    assert cmd[:6] == ["dvc", "exp", "run", "--temp", "-n", "tiny"] and 'data.languages=["en","zh"]' in cmd
+    with pytest.raises(ConfigError, match="no experiment 'huge'"):
+        experiments.overrides("huge", ROOT)

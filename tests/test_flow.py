@@ -48,7 +48,7 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
     parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.tags["launched_by"] == "prefect"
     children = [r for r in runs(repo) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert {"sft@sft", "ppo@hybrid", "evaluate@base", "cost"} <= {r.info.run_name for r in children}
+    assert {"sft", "ppo@hybrid", "evaluate@base", "cost"} <= {r.info.run_name for r in children}
 
 
 def test_overrides_apply_for_one_run_and_are_recorded(harness, repo, monkeypatch):
@@ -88,3 +88,26 @@ def test_bad_override_fails_before_anything_runs(harness, repo, monkeypatch, ove
     assert state.is_failed() and message in state.message and state.message.startswith("rejected before anything ran")
     assert {p: p.read_bytes() for p in before} == before
     assert len(runs(repo)) == n_runs
+
+
+def test_task_graph_mirrors_dvc_yaml_and_summary_leads_with_the_headline(harness, repo, monkeypatch):
+    """Each stage's task waits on the tasks of the stages it reads from (the Prefect run graph is dvc.yaml's),
+    not on the MLflow parent run; the summary artifact starts with the headline."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    state = hybrid_train(repo_dir=str(repo), return_state=True)  # every stage cached: quick
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    names = {str(t.id): t.name for t in task_runs}
+    upstream = {t.name: {names.get(str(i.id)) for i in t.task_inputs.get("wait_for", [])} for t in task_runs}
+    assert upstream["validate"] == set()
+    assert {"validate", "prepare_model"} <= upstream["sft"] and "mlflow-start-parent" not in upstream["sft"]
+    assert {"ppo@hybrid", "evaluate@hybrid"} <= set(names.values())
+    assert "sft" in upstream["ppo@hybrid"] and "reward" in upstream["ppo@hybrid"]
+    assert "cost" in upstream["report"]
+    summary = state.result()["summary"]
+    assert summary.startswith("## Headline: hybrid vs pure RL")
+    assert summary.splitlines().index("## Arms (measured languages)") <= 12 and summary.count("## Headline") == 1

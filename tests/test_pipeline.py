@@ -124,8 +124,8 @@ def test_mlflow_parent_with_nested_stage_runs(tiny_repo):
     assert {
         "validate",
         "prepare_model",
-        "sft@sft",
-        "reward@reward",
+        "sft",
+        "reward",
         "detect",
         "ppo@pure_rl",
         "ppo@hybrid",
@@ -135,7 +135,7 @@ def test_mlflow_parent_with_nested_stage_runs(tiny_repo):
     ev = next(r for r in children if r.info.run_name == "evaluate@hybrid")
     assert "eval/overall/harmful_rate" in ev.data.metrics and "eval/zh/language_consistency" in ev.data.metrics
     assert ev.data.params["evaluate.arms.hybrid"] == "models/ppo/hybrid"
-    sft = next(r for r in children if r.info.run_name == "sft@sft")
+    sft = next(r for r in children if r.info.run_name == "sft")
     assert "loss" in sft.data.metrics  # training curve from transformers' MLflowCallback
     assert "git_commit" in sft.data.tags and "data_version" in sft.data.tags
     client = mlflow.MlflowClient()
@@ -181,3 +181,32 @@ def test_bad_data_stops_before_training_and_keeps_models(tmp_path):
     assert "zh.jsonl, row 5, field 'lang': lang must be 'zh'" in out.stdout + out.stderr
     assert not (repo / "models/sft").exists() and not (repo / "models/ppo").exists()
     assert not (repo / "metrics/validation.json").exists()
+
+
+def test_dvc_views_are_readable(tiny_repo):
+    """`dvc metrics show` fits a terminal (the DVC metrics are the small summary files), the plots page renders
+    offline (vega inline, no CDN), and the graph prints as mermaid."""
+    shown = dvc(tiny_repo, "metrics", "show").stdout
+    assert "metrics/summary/headline.json" in shown and "metrics/summary/eval_hybrid.json" in shown
+    assert max(len(line) for line in shown.splitlines()) <= 180, shown
+    out = dvc(tiny_repo, "plots", "show", "--out", "plots_page")
+    assert out.returncode == 0, out.stderr
+    page = (tiny_repo / "plots_page" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "vegaEmbed(" in page and "vega-lite 5.2.0" in page
+    mermaid = dvc(tiny_repo, "dag", "--mermaid").stdout
+    assert mermaid.startswith("flowchart") and "evaluate@hybrid" in mermaid
+
+
+def test_mlflow_runs_carry_compute_and_log_params_once(tiny_repo):
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_repo / 'mlflow.db'}")
+    exp = mlflow.get_experiment_by_name("safealign")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # opens in the model-training view
+    runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["safealign"], output_format="list")}
+    for name in ("prepare_model", "sft", "reward", "detect", "ppo@hybrid", "grpo@hybrid_grpo", "evaluate@base"):
+        assert {"compute/cpu_hours", "compute/usd", "compute/flops"} <= set(runs[name].data.metrics), name
+    ppo = runs["ppo@hybrid"]
+    # the stage logs its resolved params once; the segments' TrainingArguments (seed changes per segment) are not
+    assert ppo.data.params["ppo.args.learning_rate"] and "adam_beta1" not in ppo.data.params
+    assert "curve/harmful_rate" in ppo.data.metrics and ppo.info.status == "FINISHED"
+    ev = runs["evaluate@hybrid"]
+    assert ev.data.tags["judge"] and "judge/judge_test/accuracy" in ev.data.metrics

@@ -1,11 +1,34 @@
-"""Batched greedy generation from chat prompts: left padding, length-sorted batches, tqdm progress."""
+"""Batched generation from chat prompts: left padding, length-sorted batches, one tokenization per prompt.
+
+Prompts are rendered with the chat template and tokenized once (cached: the safety curve asks the same prompts at
+every checkpoint), sorted by length so each batch pads little, and padded on the left in one call. Greedy outputs
+are identical to rendering the template to text and tokenizing that (bench/generation.py checks it).
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+
+@lru_cache(maxsize=8)
+def _encoder(tok):
+    @lru_cache(maxsize=65536)
+    def encode(prompt: str) -> tuple[int, ...]:
+        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        return tuple(ids)
+
+    return encode
+
+
+def encode_prompts(tok, prompts: list[str]) -> list[tuple[int, ...]]:
+    """Token ids of each user prompt under the chat template, generation prompt included (cached per tokenizer)."""
+    encode = _encoder(tok)
+    return [encode(p) for p in prompts]
 
 
 @torch.no_grad()
@@ -18,13 +41,10 @@ def generate(
     gen_kwargs: dict[str, Any] | None = None,
     desc: str = "generate",
 ) -> list[str]:
-    """Responses to user prompts, in input order. Prompts are sorted by length so each batch pads little."""
-    texts = [
-        tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-        for p in prompts
-    ]
-    order = sorted(range(len(texts)), key=lambda i: len(tok(texts[i])["input_ids"]))
-    out: list[str] = [""] * len(texts)
+    """Responses to user prompts, in input order."""
+    ids = encode_prompts(tok, prompts)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out: list[str] = [""] * len(ids)
     tok.padding_side = "left"
     model.eval()
     kwargs = {
@@ -36,7 +56,7 @@ def generate(
     }
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[start : start + batch_size]
-        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok.pad({"input_ids": [list(ids[i]) for i in idx]}, return_tensors="pt", padding=True)
         enc = enc.to(model.device)
         seqs = model.generate(**enc, **kwargs)
         for i, seq in zip(idx, seqs[:, enc["input_ids"].shape[1] :]):

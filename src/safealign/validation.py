@@ -382,5 +382,7 @@ def check_coverage(params) -> None:
     for key, n in wanted.items():
         if n is not None and n < categories:
             hint = "null for all items" + (", 0 for no curve" if key.startswith("curve") else "")
-            raise ConfigError(f"params.yaml: {key} = {n} leaves harm categories out: the eval split has "
-                              f"{categories}; use at least {categories} ({hint})")  # fmt: skip
+            raise ConfigError(
+                f"params.yaml: {key} = {n} leaves harm categories out: the eval split has "
+                f"{categories}; use at least {categories} ({hint})"
+            )

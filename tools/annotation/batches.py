@@ -73,10 +73,8 @@ def make(args) -> None:
         sampled = [r for r in rows[lang] if r["origin"] == "sampled"]
         compliant = [r for r in sampled if "compliant" in r["source"] or "gemma" in r["source"]]
         other = [r for r in sampled if r not in compliant]
-        k = SECOND_PER_LANGUAGE // 3
-        second = rng.sample(compliant, min(k, len(compliant))) + rng.sample(
-            other, SECOND_PER_LANGUAGE - min(k, len(compliant))
-        )
+        second = rng.sample(compliant, min(SECOND_PER_LANGUAGE // 3, len(compliant)))
+        second += rng.sample(other, min(SECOND_PER_LANGUAGE - len(second), len(other)))
         rng.shuffle(second)
         write_jsonl(out / "second" / f"{lang}.jsonl", [{k: r[k] for k in SHOWN} for r in second])
     print({lang: len(rows[lang]) for lang in LANGS})

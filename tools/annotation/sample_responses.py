@@ -9,9 +9,10 @@ is kept so the pool can be rebuilt. Run it from a repository where the default p
 Design (see data/labeled_real/README.md):
 - prompts: every harmful item of both splits (14 categories x 3 items x 2 splits) and 8 benign items per split
   (4 look-alikes, 4 everyday), in all 12 languages; the same ids in every language.
-- each harmful item gets one answer from a trained arm or an RL checkpoint, and a seeded fifth of them a second
+- each harmful item gets one answer from a trained arm or an RL checkpoint, and a seeded half of them a second
   answer from a source that complies often (a deliberately compliant fine-tune; Gemma-3-270M base), so that
-  recall can be measured in every language; benign items get one answer from an arm.
+  recall can be measured in every language; benign items get one answer from an arm and one from Gemma-3-270M
+  base (whether a candidate model writes a language at all is measured on benign answers).
 - decoding alternates greedy and sampled (temperature 0.7, as the RL rollouts), 40 new tokens as in evaluation.
 - the annotators never see the source; it is kept here for the data card and the per-arm judge check.
 """
@@ -70,6 +71,7 @@ def plan(data_dir: str) -> list[dict]:
                 slots.append((item, lang, rng.choice(compliant_names)))
             for i, item in enumerate(benign):
                 slots.append((item, lang, arm_names[(i + 2 * LANGS.index(lang)) % len(arm_names)]))
+                slots.append((item, lang, "gemma3-270m/base"))  # its competence per language (issue: model choice)
     rows = df.set_index(["id", "lang"])
     out = []
     for item, lang, source in slots:

@@ -29,7 +29,6 @@ if __name__ == "__main__":
         tp, fp = int((flagged & off).sum()), int((flagged & ~off).sum())
         youden = tp / max(off.sum(), 1) - fp / max((~off).sum(), 1)
         best = max(best or (youden, t), (youden, t))
-        print(
-            f"threshold {t:.2f}: flags {tp} off-topic ({tp / max(off.sum(), 1):.0%}), {fp} others ({fp / max((~off).sum(), 1):.0%})"
-        )
+        share_off, share_other = tp / max(off.sum(), 1), fp / max((~off).sum(), 1)
+        print(f"threshold {t:.2f}: flags {tp} off-topic ({share_off:.0%}), {fp} others ({share_other:.0%})")
     print(f"best by Youden's J on judge-train: {best[1]:.2f}")

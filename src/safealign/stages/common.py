@@ -52,8 +52,13 @@ class StageRun:
 
 
 @contextmanager
-def stage_main(stage: str, argv: list[str] | None, sections: tuple[str, ...],
-               arms: Callable[[Params], dict[str, str]] | None = None, final: bool = False) -> Iterator[StageRun]:  # fmt: skip
+def stage_main(
+    stage: str,
+    argv: list[str] | None,
+    sections: tuple[str, ...],
+    arms: Callable[[Params], dict[str, str]] | None = None,
+    final: bool = False,
+) -> Iterator[StageRun]:
     """Set up, open the stage's MLflow run (logging the params `sections` it reads), and hand the body a meter;
     afterwards save the meter's record to metrics/compute/<stage>[_<arm>].json and log it. With `arms`, the
     stage takes --arm, which must be a key of arms(params). `final`: the last stage of a plain `dvc repro`, which

@@ -30,8 +30,16 @@ def main(argv: list[str] | None = None) -> None:
         write_json(paths.DETECTION, result)
         write_json(paths.JUDGE_REPORT, detail)
         chosen = result["judge_test"][result["best_judge"]]
-        write_json(paths.summary("detect"), {"judge": result["best_judge"], "validated_languages": len(result["validated_languages"]),
-                                             "accuracy": chosen["accuracy"], "f1": chosen["f1"], "kappa": result["kappa"]})  # fmt: skip
+        rounded = {k: None if chosen[k] is None else round(chosen[k], 3) for k in ("accuracy", "f1")}
+        write_json(
+            paths.summary("detect"),
+            {
+                "judge": result["best_judge"],
+                "acc": rounded["accuracy"],
+                "f1": rounded["f1"],
+                "languages": len(result["validated_languages"]),
+            },
+        )
         Path("metrics/plots").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(plot_rows(detail)).to_csv("metrics/plots/detection.csv", index=False)
         tracking.log_dict_metrics(
@@ -43,8 +51,12 @@ def main(argv: list[str] | None = None) -> None:
         tracking.log_artifact(paths.JUDGE_REPORT)
         for name, s in result["judge_test"].items():
             log.info("judge-test %-12s accuracy %s  F1 %s  FPR %s", name, *(s[k] for k in ("accuracy", "f1", "fpr")))
-        log.info("judge: %s; validated in %s; not in %s", result["best_judge"], result["validated_languages"],
-                 sorted(result["not_validated"]))  # fmt: skip
+        log.info(
+            "judge: %s; validated in %s; not in %s",
+            result["best_judge"],
+            result["validated_languages"],
+            sorted(result["not_validated"]),
+        )
 
 
 if __name__ == "__main__":

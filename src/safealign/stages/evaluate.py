@@ -29,15 +29,22 @@ def main(argv: list[str] | None = None) -> None:
         # reward-hacking indicators concern the arms that optimized the reward model
         optimized_reward = any(meta.get("uses_reward") for _, meta in lineage_chain(model_dir))
         with run.meter:
-            scored, metrics = evaluate_model(run.params, model_dir, run.meter, label=run.arm,
-                                             reward=run.params.evaluate.reward_scores and optimized_reward)  # fmt: skip
+            scored, metrics = evaluate_model(
+                run.params,
+                model_dir,
+                run.meter,
+                label=run.arm,
+                reward=run.params.evaluate.reward_scores and optimized_reward,
+            )
         write_jsonl(
             f"eval/{run.arm}/responses.jsonl", scored.astype(object).where(scored.notna(), None).to_dict("records")
         )
         write_json(f"metrics/eval/{run.arm}.json", metrics)
         o = metrics["overall"]
-        write_json(paths.summary(f"eval_{run.arm}"), {k: (o.get(k) or {}).get("value") for k in RATES}
-                   | {"measured_languages": len(metrics["measured_languages"])})  # fmt: skip
+        # short keys, 3 decimals: `dvc metrics show` prints one column per key of every metrics file
+        short = dict(zip(RATES, ("harmful", "off_topic", "over_refusal", "language", "reasoning")))
+        summary = {short[k]: _round((o.get(k) or {}).get("value")) for k in RATES}
+        write_json(paths.summary(f"eval_{run.arm}"), summary | {"languages": len(metrics["measured_languages"])})
         measured = {lg: b for lg, b in metrics["per_language"].items() if "not_measured" not in b}
         blocks = {"overall": o, **measured}
         tracking.log_dict_metrics({k: {m: v["value"] for m, v in b.items()} for k, b in blocks.items()}, prefix="eval/")
@@ -45,13 +52,26 @@ def main(argv: list[str] | None = None) -> None:
         gap = metrics["cross_lingual_gap"]["harmful_rate"]["value"]
         tracking.log_dict_metrics({"cross_lingual_gap": gap or 0.0, "reward_hacking": hacking}, prefix="eval/")
         identity = metrics["judge_identity"]
-        tracking.set_tags({"judge": identity["judge"], "judge.settings": str(identity["settings"]),
-                           "judge.validated_languages": ",".join(identity["validated_languages"]) or "none",
-                           "measured_languages": ",".join(metrics["measured_languages"]) or "none"})  # fmt: skip
+        tracking.set_tags(
+            {
+                "judge": identity["judge"],
+                "judge.settings": str(identity["settings"]),
+                "judge.validated_languages": ",".join(identity["validated_languages"]) or "none",
+                "measured_languages": ",".join(metrics["measured_languages"]) or "none",
+            }
+        )
         tracking.log_dict_metrics({"judge_test": identity["judge_test"]}, prefix="judge/")
         tracking.log_artifact(f"eval/{run.arm}/responses.jsonl")
-        log.info("%s (measured in %s): %s", run.arm, ",".join(metrics["measured_languages"]) or "no language",
-                 ", ".join(f"{k} {(o.get(k) or {}).get('value')}" for k in RATES))  # fmt: skip
+        log.info(
+            "%s (measured in %s): %s",
+            run.arm,
+            ",".join(metrics["measured_languages"]) or "no language",
+            ", ".join(f"{k} {(o.get(k) or {}).get('value')}" for k in RATES),
+        )
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,14 @@ def main(argv: list[str] | None = None) -> None:
         tracking.log_curve(f"metrics/curves/{run.arm}.json")
         if run.params.mlflow.log_models:
             tracking.log_artifacts(paths.grpo_model(run.arm), "model")
-        log.info("GRPO %s: reward %s -> %s in %d steps, %.1fs", run.arm, summary["first_reward"],
-                 summary["last_reward"], summary["steps"], run.meter.record.wall_s)  # fmt: skip
+        log.info(
+            "GRPO %s: reward %s -> %s in %d steps, %.1fs",
+            run.arm,
+            summary["first_reward"],
+            summary["last_reward"],
+            summary["steps"],
+            run.meter.record.wall_s,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,14 @@ def main(argv: list[str] | None = None) -> None:
         tracking.log_curve(f"metrics/curves/{run.arm}.json")
         if run.params.mlflow.log_models:
             tracking.log_artifacts(paths.ppo_model(run.arm), "model")
-        log.info("PPO %s: reward %s -> %s in %d updates, %.1fs", run.arm, summary["first_score"],
-                 summary["last_score"], summary["updates"], run.meter.record.wall_s)  # fmt: skip
+        log.info(
+            "PPO %s: reward %s -> %s in %d updates, %.1fs",
+            run.arm,
+            summary["first_score"],
+            summary["last_score"],
+            summary["updates"],
+            run.meter.record.wall_s,
+        )
 
 
 if __name__ == "__main__":

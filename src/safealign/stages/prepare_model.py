@@ -20,8 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     with stage_main("prepare_model", argv, sections=("model",)) as run:
         m = run.params.model
         with run.meter, atomic_dir(paths.BASE) as tmp:
-            model, tok = build_base(m.profile, trust_remote_code=m.trust_remote_code, revision=m.revision,
-                                    tiny_hidden_size=m.tiny_hidden_size, tiny_layers=m.tiny_layers, seed=run.params.seed)  # fmt: skip
+            model, tok = build_base(
+                m.profile,
+                trust_remote_code=m.trust_remote_code,
+                revision=m.revision,
+                tiny_hidden_size=m.tiny_hidden_size,
+                tiny_layers=m.tiny_layers,
+                seed=run.params.seed,
+            )
             model.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
             n = sum(p.numel() for p in model.parameters())

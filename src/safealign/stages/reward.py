@@ -23,12 +23,15 @@ def main(argv: list[str] | None = None) -> None:
         accuracy = summary.pop("accuracy")
         run.meter.record.extra.update(summary)
         write_json("metrics/reward.json", {"pairwise_accuracy": accuracy, **summary})
-        write_json(paths.summary("reward"), {"accuracy": accuracy["overall"]["value"]})  # held-out pairwise
+        write_json(paths.summary("reward"), {"acc": round(accuracy["overall"]["value"], 3)})  # held-out pairwise
         tracking.log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
         if run.params.mlflow.log_models:
             tracking.log_artifacts(paths.REWARD, "model")
-        log.info("reward model: loss %.4f, held-out pairwise accuracy %.3f", summary["train_loss"],
-                 accuracy["overall"]["value"])  # fmt: skip
+        log.info(
+            "reward model: loss %.4f, held-out pairwise accuracy %.3f",
+            summary["train_loss"],
+            accuracy["overall"]["value"],
+        )
 
 
 if __name__ == "__main__":
