@@ -7,7 +7,7 @@ import mlflow
 import pytest
 import yaml
 
-from .conftest import dvc, make_repo
+from .conftest import dvc
 
 ARMS = ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo")
 
@@ -161,15 +161,31 @@ def test_noop_repro_is_fast_and_param_change_reruns_only_readers(tiny_repo):
     assert "Data and pipelines are up to date" in out.stdout
     assert time.time() - t < 30  # seconds, not minutes (bench/ measures it properly)
     # evaluate.max_new_tokens is read by the evaluate stages only (cost reads their outputs)
-    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    original = (tiny_repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
     params["evaluate"]["max_new_tokens"] = 8
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    status = json.loads(dvc(tiny_repo, "status", "--json").stdout)
+    try:
+        status = json.loads(dvc(tiny_repo, "status", "--json").stdout)
+    finally:  # the repository is shared by later tests
+        (tiny_repo / "params.yaml").write_text(original)
     assert set(status) == {f"evaluate@{a}" for a in ARMS}, status  # not validate, sft, reward, ppo, cost
 
 
-def test_bad_data_stops_before_training_and_keeps_models(tmp_path):
-    repo = make_repo(tmp_path / "bad")
+def test_bad_data_stops_before_training_and_keeps_every_output(tiny_repo, tmp_path):
+    """After a good run, a bad row stops the next run in validate: every model and metric file is byte-identical
+    afterwards (nothing good is lost or overwritten by a failed run)."""
+    import shutil
+
+    repo = tmp_path / "bad"
+    shutil.copytree(tiny_repo, repo, symlinks=True)
+
+    def snapshot() -> dict:
+        files = [p for d in ("models", "metrics", "reports") for p in sorted((repo / d).rglob("*")) if p.is_file()]
+        return {str(p.relative_to(repo)): p.read_bytes() for p in files}
+
+    before = snapshot()
+    assert any(k.startswith("models/ppo/") for k in before) and "metrics/eval/hybrid.json" in before
     path = repo / "data/benchmark/zh.jsonl"
     lines = path.read_text().splitlines()
     row = json.loads(lines[4])
@@ -179,8 +195,8 @@ def test_bad_data_stops_before_training_and_keeps_models(tmp_path):
     out = dvc(repo, "repro", check=False)
     assert out.returncode != 0
     assert "zh.jsonl, row 5, field 'lang': lang must be 'zh'" in out.stdout + out.stderr
-    assert not (repo / "models/sft").exists() and not (repo / "models/ppo").exists()
-    assert not (repo / "metrics/validation.json").exists()
+    after = snapshot()
+    assert after.keys() == before.keys() and all(after[k] == before[k] for k in before)
 
 
 def test_dvc_views_are_readable(tiny_repo):

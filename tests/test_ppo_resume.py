@@ -74,18 +74,26 @@ def test_killed_ppo_resumes_from_checkpoint(tiny_repo, tmp_path):
 
 
 def test_checkpoint_from_other_settings_is_ignored(tiny_repo, tmp_path):
-    """A stale checkpoint (other PPO settings) must not be resumed: the run starts over."""
+    """A checkpoint written under other PPO settings must not be resumed: its fingerprint (safealign.train.ppo)
+    is computed from the real settings before and after a change, and the run starts over."""
+    import contextlib
+
+    from safealign.config import load_params
+    from safealign.train.ppo import fingerprint
+
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repo, repo, symlinks=True)
+    with contextlib.chdir(repo):
+        before = fingerprint(load_params("params.yaml"), "hybrid")
     ckpt = repo / "checkpoints/ppo/hybrid"
     ckpt.mkdir(parents=True)
-    (ckpt / "state.json").write_text(
-        json.dumps({"done": 1, "fingerprint": "other-settings", "history": [], "compute": {}})
-    )
+    (ckpt / "state.json").write_text(json.dumps({"done": 1, "fingerprint": before, "history": [], "compute": {}}))
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["ppo"]["args"]["total_episodes"] = 16
-    params["ppo"]["args"]["learning_rate"] = 5.0e-5  # a change DVC sees: the stage reruns
+    params["ppo"]["args"]["learning_rate"] = 5.0e-5  # a real PPO setting: DVC reruns the stage, the fingerprint moves
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with contextlib.chdir(repo):
+        after = fingerprint(load_params("params.yaml"), "hybrid")
+        assert after != before and fingerprint(load_params("params.yaml"), "hybrid") == after  # deterministic
     out = dvc(repo, "repro", "ppo@hybrid", check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "made with other settings" in out.stdout + out.stderr
