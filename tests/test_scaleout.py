@@ -129,3 +129,56 @@ def test_mlflow_tracking_server_with_database_and_s3_artifacts(tmp_path):
         finally:
             server.terminate()
             server.wait(30)
+
+
+def test_two_process_launch_of_sft_and_reward(tiny_repo, tmp_path):
+    """`accelerate launch --num_processes 2` on the CPU (torch.distributed with gloo): both processes train, only the
+    main one writes models, metrics and lineage, there is one MLflow run per stage, and the outputs have the same
+    files and tensor shapes as a single-process run; compute counts both processes."""
+    import json
+    import shutil
+
+    import mlflow
+    from safetensors import safe_open
+
+    from .conftest import run_env
+
+    repo = tmp_path / "ddp"
+    shutil.copytree(tiny_repo, repo, symlinks=True)
+    single = {d: sorted(p.name for p in (tiny_repo / "models" / d).iterdir()) for d in ("sft", "reward")}
+    (repo / "mlflow.db").unlink()
+    for stage, out in (("sft", "models/sft"), ("reward", "models/reward")):
+        shutil.rmtree(repo / out)
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            f"safealign.stages.{stage}",
+        ]
+        done = subprocess.run(cmd, cwd=repo, env=run_env(repo), capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert (
+            done.stderr.count(f"stage {stage}, resolved params") + done.stdout.count(f"stage {stage}, resolved params")
+            == 2
+        )
+        assert sorted(p.name for p in (repo / out).iterdir()) == single[stage]
+        record = json.loads((repo / f"metrics/compute/{stage}.json").read_text())
+        assert record["extra"]["processes"] == 2 and record["trained_tokens"] > 0
+    shapes = {}
+    for root in (tiny_repo, repo):
+        with safe_open(str(root / "models/sft/adapter_model.safetensors"), "pt") as f:
+            shapes[root] = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    assert shapes[tiny_repo] == shapes[repo]
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    names = [r.info.run_name for r in mlflow.search_runs(experiment_names=["safealign"], output_format="list")]
+    assert names.count("sft") == 1 and names.count("reward") == 1

@@ -85,6 +85,20 @@ class ComputeRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"cpu_hours": self.cpu_hours, "gpu_hours": self.gpu_hours}
 
+    def sum_across_processes(self) -> None:
+        """Under a distributed launch each process meters its own share: add the token counts, FLOPs and CPU time
+        of every process (wall time and peaks stay the main process's). A no-op without torch.distributed."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        keys = ("trained_tokens", "forward_tokens", "generated_tokens", "padding_tokens", "flops", "cpu_s", "gpu_s")
+        t = torch.tensor([float(getattr(self, k)) for k in keys], dtype=torch.float64)
+        dist.all_reduce(t)
+        for k, v in zip(keys, t.tolist()):
+            setattr(self, k, int(v) if k.endswith("tokens") else v)
+        self.extra["processes"] = dist.get_world_size()
+
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

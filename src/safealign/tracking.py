@@ -155,7 +155,11 @@ def stage_run(
     FAILED if the stage raises. With `final`, a parent that this process found by key is finished too.
     """
     from safealign.config import flatten
+    from safealign.io import is_main_process
 
+    if not is_main_process():  # one MLflow run per stage, from the main process of a distributed launch
+        yield None
+        return
     mlflow = _mlflow()
     parent_id, keyed = resolve_parent(experiment)
     name = f"{stage}@{arm}" if arm else stage
@@ -180,6 +184,8 @@ def log_dict_metrics(metrics: dict[str, Any], prefix: str = "", step: int | None
     """Log every number in a nested dict as `prefix/a/b` (MLflow allows slashes in metric names)."""
     from safealign.config import flatten
 
+    if not _main():
+        return
     mlflow = _mlflow()
     flat = {
         (prefix + k).replace(".", "/"): float(v)
@@ -197,6 +203,8 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
     retrain anything."""
     from safealign.compute import money
 
+    if not _main():
+        return
     record.save(path)
     usd = money(record.to_dict(), prices.usd_per_cpu_hour, prices.usd_per_gpu_hour)
     _mlflow().log_metrics(
@@ -214,12 +222,21 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
 # --- thin MLflow calls for the stages (the only module that imports mlflow) --------------------------------
 
 
+def _main() -> bool:
+    from safealign.io import is_main_process
+
+    return is_main_process()
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    _mlflow().log_metrics(metrics, step=step)
+    if _main():
+        _mlflow().log_metrics(metrics, step=step)
 
 
 def log_artifact(path: str | Path, run_id: str | None = None) -> None:
     """On the active run, or on `run_id` (e.g. the pipeline's parent run)."""
+    if not _main():
+        return
     mlflow = _mlflow()
     if run_id:
         mlflow.MlflowClient().log_artifact(run_id, str(path))
@@ -228,10 +245,13 @@ def log_artifact(path: str | Path, run_id: str | None = None) -> None:
 
 
 def log_artifacts(folder: str | Path, artifact_path: str) -> None:
-    _mlflow().log_artifacts(str(folder), artifact_path=artifact_path)
+    if _main():
+        _mlflow().log_artifacts(str(folder), artifact_path=artifact_path)
 
 
 def set_tags(tags: dict[str, str], run_id: str | None = None) -> None:
+    if not _main():
+        return
     mlflow = _mlflow()
     if run_id:
         client = mlflow.MlflowClient()

@@ -73,6 +73,7 @@ def stage_main(
         run = StageRun(params, arm, ComputeMeter(f"{stage}@{arm}" if arm else stage))
         yield run
         if run.meter.record.wall_s:  # the body metered something
+            run.meter.record.sum_across_processes()  # every process of a distributed launch, counted once
             record_compute(run.meter.record, paths.compute_record(stage, arm), params.cost)
 
 
