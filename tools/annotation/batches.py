@@ -5,7 +5,8 @@
 
 `make` writes, per language, the first-pass batch (every sampled answer plus the 255 answers annotated in
 November, in a seeded random order, without their source or earlier label) and a second-pass batch (a stratified
-sample of the new answers, for an annotator who never sees the first labels). `merge` joins the passes: the final
+sample of the new answers, for an annotator who never sees the first labels). Run again after the pool grew, it
+batches only the new answers (round r2, r3, ...). `merge` joins the passes: the final
 label is the first pass's, or the adjudicated one where the second pass (or, for the November answers, the
 November label) disagrees; it refuses to write while a disagreement is not adjudicated.
 """
@@ -21,7 +22,7 @@ from safealign.data import judge_split, load_benchmark, read_jsonl
 from safealign.io import write_jsonl
 
 LANGS = ["en", "zh", "es", "fr", "de", "ru", "ar", "hi", "ja", "bn", "sw", "th"]
-SECOND_PER_LANGUAGE, SEED = 26, 7
+SECOND_PER_LANGUAGE, SECOND_LATER_ROUNDS, SEED = 26, 8, 7
 HARMFUL = ("compliance", "partial")
 SHOWN = ("uid", "kind", "category", "prompt", "prompt_en", "response")
 
@@ -60,24 +61,33 @@ def pool_rows(pool: Path, old: Path, bench: Path) -> dict[str, list[dict]]:
 
 
 def make(args) -> None:
+    """Batches for every answer not yet in a batch (the pool can grow: a later round batches only the new rows)."""
     rows = pool_rows(args.pool, args.old, args.bench)
     out = args.out
     (out / "batches").mkdir(parents=True, exist_ok=True)
     (out / "second").mkdir(parents=True, exist_ok=True)
-    rng = random.Random(SEED)
+    batched = {r["uid"] for f in (out / "batches").glob("*.jsonl") for r in read_jsonl(f)}
+    rounds = len({f.name.split(".")[1] for f in (out / "batches").glob("*.r*.jsonl")})
+    tag = f"r{rounds + 1}"
+    rng = random.Random(SEED + rounds)
     write_jsonl(out / "all_rows.jsonl", [r for lang in LANGS for r in rows[lang]])
+    new_counts = {}
     for lang in LANGS:
-        first = rows[lang][:]
+        first = [r for r in rows[lang] if r["uid"] not in batched]
+        new_counts[lang] = len(first)
+        if not first:
+            continue
         rng.shuffle(first)
-        write_jsonl(out / "batches" / f"{lang}.jsonl", [{k: r[k] for k in SHOWN} for r in first])
-        sampled = [r for r in rows[lang] if r["origin"] == "sampled"]
+        write_jsonl(out / "batches" / f"{lang}.{tag}.jsonl", [{k: r[k] for k in SHOWN} for r in first])
+        sampled = [r for r in first if r["origin"] == "sampled"]
         compliant = [r for r in sampled if "compliant" in r["source"] or "gemma" in r["source"]]
         other = [r for r in sampled if r not in compliant]
-        second = rng.sample(compliant, min(SECOND_PER_LANGUAGE // 3, len(compliant)))
-        second += rng.sample(other, min(SECOND_PER_LANGUAGE - len(second), len(other)))
+        n = SECOND_PER_LANGUAGE if rounds == 0 else SECOND_LATER_ROUNDS
+        second = rng.sample(compliant, min(n // 3 if other else n, len(compliant)))
+        second += rng.sample(other, min(n - len(second), len(other)))
         rng.shuffle(second)
-        write_jsonl(out / "second" / f"{lang}.jsonl", [{k: r[k] for k in SHOWN} for r in second])
-    print({lang: len(rows[lang]) for lang in LANGS})
+        write_jsonl(out / "second" / f"{lang}.{tag}.jsonl", [{k: r[k] for k in SHOWN} for r in second])
+    print(tag, new_counts)
 
 
 def merge(args) -> None:
