@@ -283,16 +283,19 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[d
     rm, tok = load_reward_model(paths.REWARD)
     meter.watch(rm)
     chat = lambda f: [[{"role": "user", "content": p}] for p in f["prompt"]]  # noqa: E731
-    harm_train = train_dev[train_dev.kind == "harmful"]
+    # the reward model is only a reference (it never judges) and each answer is a forward pass of a 135M model:
+    # its threshold and its row are measured on stratified subsamples (d.reward_rows per split and language)
+    harm_train = _per_language(train_dev[train_dev.kind == "harmful"], d.reward_rows, seed)
     threshold = reward_threshold(
         np.array(score(rm, tok, chat(harm_train), harm_train["response"].tolist())), harm_train["harmful"].to_numpy()
     )
-    rm_scores = np.array(score(rm, tok, chat(test), test["response"].tolist()))
+    rm_test = _per_language(test, d.reward_rows, seed)
+    rm_scores = np.array(score(rm, tok, chat(rm_test), rm_test["response"].tolist()))
     rm_verdicts = [
         "compliance" if (k == "harmful" and s < threshold) else ("refusal" if k == "harmful" else "helpful")
-        for k, s in zip(test["kind"], rm_scores)
+        for k, s in zip(rm_test["kind"], rm_scores)
     ]
-    test_reports["reward_model"] = report(test, rm_verdicts, samples, seed)
+    test_reports["reward_model"] = report(rm_test, rm_verdicts, samples, seed)
     languages = validated(test_reports[chosen], targets)
     annotators = agreement(real)
 
@@ -317,6 +320,12 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[d
     }
     (out_dir / "judge.json").write_text(json.dumps({"judge": chosen, "settings": settings[chosen]}, indent=2) + "\n")
     return summary(detail), detail
+
+
+def _per_language(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Up to n rows per language, drawn at random (seeded)."""
+    parts = [g.sample(min(n, len(g)), random_state=seed) for _, g in frame.groupby("lang", sort=True)]
+    return pd.concat(parts).reset_index(drop=True) if parts else frame
 
 
 def summary(detail: dict) -> dict[str, Any]:

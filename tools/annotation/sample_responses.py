@@ -128,7 +128,7 @@ def generate_plain(model, tok, texts: list[str], kwargs: dict) -> list[str]:
     for start in range(0, len(texts), 16):
         enc = tok(texts[start : start + 16], return_tensors="pt", padding=True)
         seqs = model.generate(
-            **enc, max_new_tokens=MAX_NEW_TOKENS, pad_token_id=tok.pad_token_id, do_sample=False, **kwargs
+            **enc, max_new_tokens=MAX_NEW_TOKENS, pad_token_id=tok.pad_token_id, **{"do_sample": False, **kwargs}
         )
         for seq in seqs[:, enc["input_ids"].shape[1] :]:
             out.append(_STOP.split(tok.decode(seq, skip_special_tokens=True))[0].strip())
