@@ -42,7 +42,9 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
         "prepare_model",
     } <= set(ran)
     assert all(ran.values())
-    assert "| hybrid | zh |" in result["summary"]
+    summary = result["summary"]  # the headline first, then one row per arm
+    assert summary.startswith("## Headline: hybrid vs pure RL") and "| harmful-rate reduction |" in summary
+    assert all(f"| {arm} | " in summary for arm in ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"))
     # the same cache and lock as a plain `dvc repro`
     assert "Data and pipelines are up to date" in dvc(repo, "repro").stdout
     parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])

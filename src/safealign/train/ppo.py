@@ -131,6 +131,7 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
     from trl.experimental.ppo import PPOTrainer
 
     init = params.ppo.arms[arm]
+    transformers.set_seed(params.seed)  # the fresh LoRA adapter's initialization draws from the global RNG
     if not params.ppo.lora:
         raise ConfigError("params.yaml: ppo.lora is null; resumable PPO trains a LoRA policy (set ppo.lora)")
     # 1. prompts: harmful and benign training prompts in the training languages
