@@ -107,7 +107,11 @@ def main() -> None:
         shot(f"http://127.0.0.1:{port}/#/experiments/{exp['experiment_id']}/runs", a.out / "mlflow_runs.png")
         # Prefect: the graph of the latest hybrid-train flow run
         port = free_port()
-        env = {"PREFECT_HOME": str(Path(a.prefect_home).resolve()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {
+            "PREFECT_HOME": str(Path(a.prefect_home).resolve()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",  # the UI asks :4200 otherwise
+        }
         procs.append(
             server([str(venv / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
         )
