@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from safealign.models import build_base, load_policy
+from safealign.models import BASE_CHAT_TEMPLATE, build_base, load_smollm2_tokenizer, load_policy
 
 
 def test_pickle_weights_are_refused(tiny_model_dir, tmp_path):
@@ -38,3 +38,13 @@ def test_remote_code_needs_opt_in(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="trust_remote_code"):
         build_base(str(d))  # model.trust_remote_code defaults to false
     assert not marker.exists(), "the model's own code ran without opt-in"
+
+
+def test_base_model_template_starts_with_bos_and_prompt_is_a_prefix_of_the_training_text():
+    tok = load_smollm2_tokenizer()
+    tok.chat_template = BASE_CHAT_TEMPLATE
+    user = [{"role": "user", "content": "How do I boil an egg?"}]
+    prompt = tok.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+    full = tok.apply_chat_template(user + [{"role": "assistant", "content": "Simmer it."}], tokenize=False)
+    assert prompt == tok.bos_token + "Question: How do I boil an egg?\nAnswer:"  # no <bos>: Gemma-3 writes loops
+    assert full.startswith(prompt) and full.endswith("Simmer it." + tok.eos_token + "\n")

@@ -57,10 +57,14 @@ def load_smollm2_tokenizer():
 # A base model has no chat template. Gemma-3-270M gets the plain frame it answers best in (a probe, 2026-12-01):
 # the user turn as "Question: ...", the generation prompt "Answer:", an assistant turn ended by <eos>, so SFT
 # teaches it to stop and the prompt is a prefix of prompt + completion (TRL's completion-only loss needs that).
+# The template starts with <bos>, as Gemma's own does: a tokenized chat template adds no special tokens itself, and
+# without <bos> Gemma-3 writes markup loops ("<h2><h2>...", tests/test_real_models.py). Newlines are written as
+# {{ '\\n' }}: a literal one before `{%-` would be stripped.
 BASE_CHAT_TEMPLATE = (
+    "{{- bos_token -}}"
     "{%- for m in messages -%}"
-    "{%- if m['role'] == 'user' -%}Question: {{ m['content'] }}\n"
-    "{%- elif m['role'] == 'assistant' -%}Answer: {{ m['content'] }}{{ eos_token }}\n"
+    "{%- if m['role'] == 'user' -%}Question: {{ m['content'] }}{{ '\\n' }}"
+    "{%- elif m['role'] == 'assistant' -%}Answer: {{ m['content'] }}{{ eos_token }}{{ '\\n' }}"
     "{%- endif -%}{%- endfor -%}"
     "{%- if add_generation_prompt -%}Answer:{%- endif -%}"
 )
