@@ -104,7 +104,8 @@ def main() -> None:
                 f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=safealign"
             ).read()
         )["experiment"]
-        shot(f"http://127.0.0.1:{port}/#/experiments/{exp['experiment_id']}/runs", a.out / "mlflow_runs.png")
+        url = f"http://127.0.0.1:{port}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning"
+        shot(url, a.out / "mlflow_runs.png")  # workflowType: the "Model training" side of MLflow 3's UI
         # Prefect: the graph of the latest hybrid-train flow run
         port = free_port()
         env = {
