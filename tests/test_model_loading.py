@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from safealign.models import BASE_CHAT_TEMPLATE, build_base, load_smollm2_tokenizer, load_policy
+from safealign.models import BASE_CHAT_TEMPLATE, build_base, load_policy, load_smollm2_tokenizer
 
 
 def test_pickle_weights_are_refused(tiny_model_dir, tmp_path):
