@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from safealign.io import is_main_process
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_ENV = "SAFEALIGN_PARENT_RUN_ID"
 KEY_TAG = "safealign.pipeline_key"
@@ -155,7 +157,6 @@ def stage_run(
     FAILED if the stage raises. With `final`, a parent that this process found by key is finished too.
     """
     from safealign.config import flatten
-    from safealign.io import is_main_process
 
     if not is_main_process():  # one MLflow run per stage, from the main process of a distributed launch
         yield None
@@ -184,7 +185,7 @@ def log_dict_metrics(metrics: dict[str, Any], prefix: str = "", step: int | None
     """Log every number in a nested dict as `prefix/a/b` (MLflow allows slashes in metric names)."""
     from safealign.config import flatten
 
-    if not _main():
+    if not is_main_process():
         return
     mlflow = _mlflow()
     flat = {
@@ -203,7 +204,7 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
     retrain anything."""
     from safealign.compute import money
 
-    if not _main():
+    if not is_main_process():
         return
     record.save(path)
     usd = money(record.to_dict(), prices.usd_per_cpu_hour, prices.usd_per_gpu_hour)
@@ -222,20 +223,14 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
 # --- thin MLflow calls for the stages (the only module that imports mlflow) --------------------------------
 
 
-def _main() -> bool:
-    from safealign.io import is_main_process
-
-    return is_main_process()
-
-
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    if _main():
+    if is_main_process():
         _mlflow().log_metrics(metrics, step=step)
 
 
 def log_artifact(path: str | Path, run_id: str | None = None) -> None:
     """On the active run, or on `run_id` (e.g. the pipeline's parent run)."""
-    if not _main():
+    if not is_main_process():
         return
     mlflow = _mlflow()
     if run_id:
@@ -245,12 +240,12 @@ def log_artifact(path: str | Path, run_id: str | None = None) -> None:
 
 
 def log_artifacts(folder: str | Path, artifact_path: str) -> None:
-    if _main():
+    if is_main_process():
         _mlflow().log_artifacts(str(folder), artifact_path=artifact_path)
 
 
 def set_tags(tags: dict[str, str], run_id: str | None = None) -> None:
-    if not _main():
+    if not is_main_process():
         return
     mlflow = _mlflow()
     if run_id:

