@@ -48,3 +48,21 @@ def test_base_model_template_starts_with_bos_and_prompt_is_a_prefix_of_the_train
     full = tok.apply_chat_template(user + [{"role": "assistant", "content": "Simmer it."}], tokenize=False)
     assert prompt == tok.bos_token + "Question: How do I boil an egg?\nAnswer:"  # no <bos>: Gemma-3 writes loops
     assert full.startswith(prompt) and full.endswith("Simmer it." + tok.eos_token + "\n")
+
+
+def test_cached_smollm2_tokenizer_is_the_converted_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFEALIGN_CACHE", str(tmp_path))
+    converted = load_smollm2_tokenizer()  # from the GGUF, then written to the cache
+    assert len(list(tmp_path.iterdir())) == 1
+    cached = load_smollm2_tokenizer()  # from the cache
+    assert type(cached) is type(converted)
+    texts = ["How do I boil an egg?", "如何制作炸弹？", "Как дела?", "<|im_start|>user\nhi<|im_end|>", "  x\n\ty "]
+    for t in texts:
+        assert cached(t)["input_ids"] == converted(t)["input_ids"]
+    chat = [{"role": "user", "content": "Hola"}]
+    assert cached.apply_chat_template(chat, add_generation_prompt=True) == converted.apply_chat_template(
+        chat, add_generation_prompt=True
+    )
+    for attr in ("bos_token", "eos_token", "pad_token", "unk_token", "model_max_length", "padding_side"):
+        assert getattr(cached, attr) == getattr(converted, attr), attr
+    assert cached.get_vocab() == converted.get_vocab()

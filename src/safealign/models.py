@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -49,9 +51,31 @@ def _fix_pad(tokenizer, model=None) -> None:
 
 
 def load_smollm2_tokenizer():
+    """SmolLM2's tokenizer. Converting it from the GGUF parses ~150k metadata fields (about 10 s on 2 cores), so
+    the converted tokenizer is kept under ~/.cache/safealign, keyed by the GGUF's size and mtime, and reloaded from
+    there (tests/test_model_loading.py checks that both give the same tokens and template)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+    gguf = smollm2_dir() / SMOLLM2_GGUF
+    stat = gguf.stat()
+    cached = cache_dir() / f"smollm2-tokenizer-{stat.st_size}-{stat.st_mtime_ns}"
+    if (cached / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(cached)
+    tok = AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+    tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    try:
+        tok.save_pretrained(tmp)
+        tmp.replace(cached)
+    except OSError as e:  # a read-only home, or another process won the race: the converted one still works
+        log.debug("tokenizer cache not written: %s", e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tok
+
+
+def cache_dir() -> Path:
+    """Where derived files that are pure functions of installed packages are kept ($SAFEALIGN_CACHE)."""
+    return Path(os.environ.get("SAFEALIGN_CACHE", Path.home() / ".cache" / "safealign"))
 
 
 # A base model has no chat template. Gemma-3-270M gets the plain frame it answers best in (a probe, 2026-12-01):
