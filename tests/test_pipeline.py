@@ -53,7 +53,8 @@ def test_detection_table(tiny_repo):
     for name, rep in j["test"].items():
         assert set(rep["per_language"]) == {"en", "zh"}, name
         assert {"accuracy", "f1", "fpr", "confusion"} <= set(rep["per_language"]["zh"])
-    assert (tiny_repo / "metrics/plots/detection.csv").exists()
+    plot = (tiny_repo / "metrics/plots/detection.csv").read_text().splitlines()
+    assert plot[0].startswith("judge,lang,validated,") and len(plot) == 1 + 2  # the chosen judge, a bar per language
     assert (tiny_repo / "models/detector/classifier.skops").exists() and (
         tiny_repo / "models/detector/embedding.skops"
     ).exists()
@@ -152,7 +153,8 @@ def test_report(tiny_repo):
         assert f"<td>{arm}</td>" in page
     md = (tiny_repo / "reports/report.md").read_text()
     assert "## Headline: hybrid vs pure RL" in md and "| 42% |" in md and "## Arm minus reference" in md
-    assert (tiny_repo / "metrics/plots/arms.csv").read_text().splitlines()[0].startswith("arm,lang,harmful_rate")
+    arms_plot = (tiny_repo / "metrics/plots/arms.csv").read_text().splitlines()
+    assert arms_plot[0].startswith("arm,measured_languages,harmful_rate") and len(arms_plot) == 1 + 5  # a bar per arm
 
 
 def test_noop_repro_is_fast_and_param_change_reruns_only_readers(tiny_repo):

@@ -350,17 +350,15 @@ def summary(detail: dict) -> dict[str, Any]:
 
 
 def plot_rows(detail: dict) -> list[dict]:
-    rows = []
-    for det, rep in detail["test"].items():
-        for lang, s in rep["per_language"].items():
-            rows.append(
-                {
-                    "detector": det,
-                    "lang": lang,
-                    **{
-                        k: round(s.get(k, {}).get("value") or 0.0, 4)
-                        for k in ("accuracy", "f1", "precision", "recall", "fpr")
-                    },
-                }
-            )
-    return rows
+    """The chosen judge's judge-test scores per language (one bar per language in `dvc plots`; every candidate's
+    are in metrics/judge.json)."""
+    chosen = detail["chosen"]
+    return [
+        {
+            "judge": chosen,
+            "lang": lang,
+            "validated": bool(detail["languages"][lang]["validated"]),
+            **{k: round(s.get(k, {}).get("value") or 0.0, 4) for k in ("accuracy", "f1", "precision", "recall", "fpr")},
+        }
+        for lang, s in detail["test"][chosen]["per_language"].items()
+    ]

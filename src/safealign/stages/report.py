@@ -21,13 +21,21 @@ HTML, MD, ARMS_CSV = Path("reports/report.html"), Path("reports/report.md"), Pat
 
 
 def write_arms_csv(d: dict, path: Path) -> None:
+    """One row per arm: its rates pooled over the languages where they are measurements (blank where none is),
+    so `dvc plots` draws one bar per arm. Per-language rates are in the report and metrics/eval/."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["arm", "lang", *RATES])
+        w.writerow(["arm", "measured_languages", *RATES])
         for arm, m in d["eval"].items():
-            for lang, block in [("all", m["overall"]), *m["per_language"].items()]:
-                w.writerow([arm, lang, *((block.get(k) or {}).get("value") for k in RATES)])
+            overall = m.get("overall") or {}
+            w.writerow(
+                [
+                    arm,
+                    " ".join(m.get("measured_languages") or []),
+                    *((overall.get(k) or {}).get("value") for k in RATES),
+                ]
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
