@@ -182,3 +182,27 @@ def test_two_process_launch_of_sft_and_reward(tiny_repo, tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
     names = [r.info.run_name for r in mlflow.search_runs(experiment_names=["safealign"], output_format="list")]
     assert names.count("sft") == 1 and names.count("reward") == 1
+
+
+def test_mlflow_calls_do_nothing_outside_the_main_process(tmp_path, monkeypatch):
+    """A distributed launch logs once: on a non-main rank every tracking call returns without touching MLflow or
+    writing the compute record (the 2-process launch below checks the same end to end)."""
+    from safealign import tracking
+    from safealign.compute import ComputeRecord
+
+    def no_mlflow():
+        raise AssertionError("MLflow touched on a non-main rank")
+
+    monkeypatch.setattr(tracking, "_mlflow", no_mlflow)
+    monkeypatch.setattr(tracking, "is_main_process", lambda: False)
+    record = tmp_path / "compute.json"
+    tracking.log_metrics({"a": 1.0})
+    tracking.log_dict_metrics({"a": {"b": 1.0}})
+    tracking.log_artifact(record)
+    tracking.log_artifacts(tmp_path, "x")
+    tracking.set_tags({"a": "b"})
+    tracking.record_compute(ComputeRecord("s", "cpu"), str(record), None)
+    assert not record.exists()
+    monkeypatch.setattr(tracking, "is_main_process", lambda: True)
+    with pytest.raises(AssertionError, match="non-main"):
+        tracking.log_metrics({"a": 1.0})

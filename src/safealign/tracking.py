@@ -11,13 +11,14 @@ Default storage is `sqlite:///mlflow.db` (no server needed to record); MLFLOW_TR
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from safealign.io import is_main_process
 
@@ -25,6 +26,19 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_ENV = "SAFEALIGN_PARENT_RUN_ID"
 KEY_TAG = "safealign.pipeline_key"
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+P = ParamSpec("P")
+
+
+def main_process_only(fn: Callable[P, None]) -> Callable[P, None]:
+    """The decorated call does nothing outside the main process of a distributed launch: one MLflow run, one
+    compute record per stage."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> None:
+        if is_main_process():
+            fn(*args, **kwargs)
+
+    return call
 
 
 def _mlflow():
@@ -181,12 +195,11 @@ def stage_run(
         end_parent(parent_id)
 
 
+@main_process_only
 def log_dict_metrics(metrics: dict[str, Any], prefix: str = "", step: int | None = None) -> None:
     """Log every number in a nested dict as `prefix/a/b` (MLflow allows slashes in metric names)."""
     from safealign.config import flatten
 
-    if not is_main_process():
-        return
     mlflow = _mlflow()
     flat = {
         (prefix + k).replace(".", "/"): float(v)
@@ -197,6 +210,7 @@ def log_dict_metrics(metrics: dict[str, Any], prefix: str = "", step: int | None
         mlflow.log_metrics(flat, step=step)
 
 
+@main_process_only
 def record_compute(record: Any, path: str, prices: Any) -> None:
     """Save a stage's ComputeRecord to `path` (the DVC metrics file) and log it on the active stage run: FLOPs,
     wall time, CPU- and GPU-hours, padding, and money at the prices in params (`cost` section) when the stage ran.
@@ -204,8 +218,6 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
     retrain anything."""
     from safealign.compute import money
 
-    if not is_main_process():
-        return
     record.save(path)
     usd = money(record.to_dict(), prices.usd_per_cpu_hour, prices.usd_per_gpu_hour)
     _mlflow().log_metrics(
@@ -223,15 +235,14 @@ def record_compute(record: Any, path: str, prices: Any) -> None:
 # --- thin MLflow calls for the stages (the only module that imports mlflow) --------------------------------
 
 
+@main_process_only
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    if is_main_process():
-        _mlflow().log_metrics(metrics, step=step)
+    _mlflow().log_metrics(metrics, step=step)
 
 
+@main_process_only
 def log_artifact(path: str | Path, run_id: str | None = None) -> None:
     """On the active run, or on `run_id` (e.g. the pipeline's parent run)."""
-    if not is_main_process():
-        return
     mlflow = _mlflow()
     if run_id:
         mlflow.MlflowClient().log_artifact(run_id, str(path))
@@ -239,14 +250,13 @@ def log_artifact(path: str | Path, run_id: str | None = None) -> None:
         mlflow.log_artifact(str(path))
 
 
+@main_process_only
 def log_artifacts(folder: str | Path, artifact_path: str) -> None:
-    if is_main_process():
-        _mlflow().log_artifacts(str(folder), artifact_path=artifact_path)
+    _mlflow().log_artifacts(str(folder), artifact_path=artifact_path)
 
 
+@main_process_only
 def set_tags(tags: dict[str, str], run_id: str | None = None) -> None:
-    if not is_main_process():
-        return
     mlflow = _mlflow()
     if run_id:
         client = mlflow.MlflowClient()
