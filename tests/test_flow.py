@@ -28,8 +28,15 @@ def runs(repo):
 
 
 def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, monkeypatch):
+    """One flow run of the whole tiny pipeline: every stage is a task, each waiting on the tasks of the stages it
+    reads from (the Prefect run graph is dvc.yaml's, not a fan-out from the MLflow parent run); the summary artifact
+    leads with the headline; the flow and a plain `dvc repro` share one cache and lock."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
-    result = hybrid_train(repo_dir=str(repo))
+    state = hybrid_train(repo_dir=str(repo), return_state=True)
+    result = state.result()
     ran = result["stages_run"]
     assert list(ran)[:1] == ["validate"] and list(ran)[-2:] == ["cost", "report"]
     assert {
@@ -42,9 +49,20 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
         "prepare_model",
     } <= set(ran)
     assert all(ran.values())
-    summary = result["summary"]  # the headline first, then one row per arm
+    summary = result["summary"]  # the headline first (one section, at most 12 lines), then one row per arm
     assert summary.startswith("## Headline: hybrid vs pure RL") and "| harmful-rate reduction |" in summary
+    assert summary.splitlines().index("## Arms (measured languages)") <= 12 and summary.count("## Headline") == 1
     assert all(f"| {arm} | " in summary for arm in ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"))
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    names = {str(t.id): t.name for t in task_runs}
+    upstream = {t.name: {names.get(str(i.id)) for i in t.task_inputs.get("wait_for", [])} for t in task_runs}
+    assert upstream["validate"] == set()
+    assert {"validate", "prepare_model"} <= upstream["sft"] and "mlflow-start-parent" not in upstream["sft"]
+    assert "sft" in upstream["ppo@hybrid"] and "reward" in upstream["ppo@hybrid"]
+    assert "cost" in upstream["report"]
     # the same cache and lock as a plain `dvc repro`
     assert "Data and pipelines are up to date" in dvc(repo, "repro").stdout
     parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])
@@ -54,22 +72,16 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
 
 
 def test_overrides_apply_for_one_run_and_are_recorded(harness, repo, monkeypatch):
+    """An override reruns exactly the stages that read it (a price: cost, then the report that reads cost), is
+    recorded on the parent run, and params.yaml is restored afterwards."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
     before = (repo / "params.yaml").read_text()
-    result = hybrid_train(overrides={"evaluate.max_new_tokens": 6}, repo_dir=str(repo))
-    ran = {k for k, v in result["stages_run"].items() if v}
-    assert ran == {
-        "evaluate@base",
-        "evaluate@sft_only",
-        "evaluate@pure_rl",
-        "evaluate@hybrid",
-        "evaluate@hybrid_grpo",
-        "cost",
-        "report",
-    }
+    result = hybrid_train(overrides={"cost.usd_per_cpu_hour": 0.05}, repo_dir=str(repo))
+    assert {k for k, v in result["stages_run"].items() if v} == {"cost", "report"}
     assert (repo / "params.yaml").read_text() == before  # restored
     parent = next(r for r in runs(repo) if r.info.run_id == result["mlflow_parent_run_id"])
-    assert json.loads(parent.data.tags["overrides"]) == {"evaluate.max_new_tokens": 6}
+    assert json.loads(parent.data.tags["overrides"]) == {"cost.usd_per_cpu_hour": 0.05}
+    assert json.loads((repo / "metrics/cost.json").read_text())["prices"]["usd_per_cpu_hour"] == 0.05
 
 
 @pytest.mark.parametrize(
@@ -90,26 +102,3 @@ def test_bad_override_fails_before_anything_runs(harness, repo, monkeypatch, ove
     assert state.is_failed() and message in state.message and state.message.startswith("rejected before anything ran")
     assert {p: p.read_bytes() for p in before} == before
     assert len(runs(repo)) == n_runs
-
-
-def test_task_graph_mirrors_dvc_yaml_and_summary_leads_with_the_headline(harness, repo, monkeypatch):
-    """Each stage's task waits on the tasks of the stages it reads from (the Prefect run graph is dvc.yaml's),
-    not on the MLflow parent run; the summary artifact starts with the headline."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
-    state = hybrid_train(repo_dir=str(repo), return_state=True)  # every stage cached: quick
-    flow_run_id = state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    names = {str(t.id): t.name for t in task_runs}
-    upstream = {t.name: {names.get(str(i.id)) for i in t.task_inputs.get("wait_for", [])} for t in task_runs}
-    assert upstream["validate"] == set()
-    assert {"validate", "prepare_model"} <= upstream["sft"] and "mlflow-start-parent" not in upstream["sft"]
-    assert {"ppo@hybrid", "evaluate@hybrid"} <= set(names.values())
-    assert "sft" in upstream["ppo@hybrid"] and "reward" in upstream["ppo@hybrid"]
-    assert "cost" in upstream["report"]
-    summary = state.result()["summary"]
-    assert summary.startswith("## Headline: hybrid vs pure RL")
-    assert summary.splitlines().index("## Arms (measured languages)") <= 12 and summary.count("## Headline") == 1
