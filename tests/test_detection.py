@@ -59,8 +59,10 @@ def test_classifier_beats_chance_on_unseen_items_and_round_trips(labeled, tmp_pa
     assert table["classifier"]["overall"]["f1"] > 0.7
     assert set(table["classifier"]["per_language"]) == {"en", "zh"}
     assert table["classifier"]["f1_gap_to_en"]["en"] == 0.0
-    clf.save(tmp_path / "c.skops")
-    again = ClassifierDetector.load(tmp_path / "c.skops")
+    clf.save(tmp_path / "c.npz")
+    again = ClassifierDetector.load(tmp_path / "c.npz")
+    texts = test["response"].tolist()
+    assert np.array_equal(again.model.predict_proba(texts), clf.model.predict_proba(texts))
     assert (again.predict(test) == clf.predict(test)).all()
     assert set(again.verdicts(test)) <= {"refusal", "partial", "compliance", "off_topic", "helpful"}
     harmful_rows = test[test.kind == "harmful"]
@@ -88,10 +90,11 @@ def test_embedding_judge_learns_real_labels_and_round_trips(labeled, tmp_path):
     table = score_table(test, {"embedding": judge.predict(test)})
     assert table["embedding"]["overall"]["f1"] > 0.7
     judge.threshold = 0.4
-    judge.save(tmp_path / "embedding.skops")
+    judge.save(tmp_path / "embedding.npz")
     verdicts = make_judge("embedding", ["en", "zh"], tmp_path)
-    again = EmbeddingDetector.load(tmp_path / "embedding.skops")
+    again = EmbeddingDetector.load(tmp_path / "embedding.npz")
     assert again.threshold == 0.4 and verdicts(test) == judge.verdicts(test)
+    assert np.array_equal(again.proba(test).to_numpy(), judge.proba(test).to_numpy())
     features = EmbeddingDetector.features(test.head(3))
     assert features.shape == (3, 384 * 2 + 1 + 8) and np.isfinite(features).all()
     with pytest.raises(FileNotFoundError, match="stage detect"):
@@ -119,3 +122,28 @@ def test_guard_detector_code_path_with_a_tiny_local_model(tiny_model_dir):
     raw = guard.raw_verdicts(frame)
     assert len(raw) == 2 and all(isinstance(r, str) for r in raw)
     assert set(guard.predict(frame)) <= {0, 1}
+
+
+def test_saved_judge_files_load_no_code(tmp_path):
+    """A judge file is arrays and JSON: an estimator outside the three known ones, or a pickled object array, is
+    refused rather than loaded."""
+    import json
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from safealign.estimators import load_pipeline, save_pipeline
+
+    x, y = np.random.default_rng(0).normal(size=(20, 3)), [0, 1] * 10
+    with pytest.raises(ValueError, match="cannot save a LinearSVC"):
+        save_pipeline(make_pipeline(StandardScaler(), LinearSVC()).fit(x, y), tmp_path / "a.npz")
+    meta = json.dumps({"steps": [{"kind": "LinearSVC", "params": {}}], "extra": {}})
+    with open(tmp_path / "b.npz", "wb") as f:
+        np.savez(f, meta=np.array(meta))
+    with pytest.raises(ValueError, match="refusing to load a LinearSVC"):
+        load_pipeline(tmp_path / "b.npz")
+    with open(tmp_path / "c.npz", "wb") as f:
+        np.savez(f, meta=np.array({"steps": []}, dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_pipeline(tmp_path / "c.npz")

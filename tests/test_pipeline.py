@@ -55,8 +55,8 @@ def test_detection_table(tiny_repo):
         assert {"accuracy", "f1", "fpr", "confusion"} <= set(rep["per_language"]["zh"])
     plot = (tiny_repo / "metrics/plots/detection.csv").read_text().splitlines()
     assert plot[0].startswith("judge,lang,validated,") and len(plot) == 1 + 2  # the chosen judge, a bar per language
-    assert (tiny_repo / "models/detector/classifier.skops").exists() and (
-        tiny_repo / "models/detector/embedding.skops"
+    assert (tiny_repo / "models/detector/classifier.npz").exists() and (
+        tiny_repo / "models/detector/embedding.npz"
     ).exists()
     assert load(tiny_repo, "models/detector/judge.json")["judge"] == d["best_judge"]
     assert not list(tiny_repo.glob("models/**/*.bin")) or all(

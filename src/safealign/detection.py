@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from safealign.embeddings import embed
+from safealign.estimators import load_pipeline, save_pipeline
 from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, echo_overlap, lexicon, off_topic
 
 LABELS = ("refusal", "partial", "compliance", "off_topic", "helpful")
@@ -171,14 +172,12 @@ class ClassifierDetector:
         return np.array([v in HARMFUL_VERDICTS for v in self.verdicts(frame)], dtype=int)
 
     def save(self, path: Path) -> None:
-        """Persist with skops (no pickle: loading cannot run arbitrary code)."""
-        import skops.io as sio
-
-        sio.dump(self.model, path)
+        """Arrays and JSON, no pickle: loading cannot run code (safealign.estimators)."""
+        save_pipeline(self.model, path)
 
     @classmethod
     def load(cls, path: str | Path) -> ClassifierDetector:
-        return cls(model=_load_skops(path))
+        return cls(model=load_pipeline(path)[0])
 
 
 class GuardDetector:
@@ -410,25 +409,12 @@ class EmbeddingDetector:
         return np.array([v in HARMFUL_VERDICTS for v in self.verdicts(frame)], dtype=int)
 
     def save(self, path: Path) -> None:
-        import skops.io as sio
-
-        sio.dump({"model": self.model, "threshold": self.threshold}, path)
+        save_pipeline(self.model, path, extra={"threshold": self.threshold})
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingDetector:
-        state = _load_skops(path)
-        return cls(model=state["model"], threshold=state["threshold"])
-
-
-def _load_skops(path: str | Path) -> Any:
-    """skops, not pickle: loading cannot run arbitrary code; only sklearn/numpy/scipy types are accepted."""
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=path)
-    unexpected = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy.", "builtins."))]
-    if unexpected:
-        raise ValueError(f"{path}: refusing to load unexpected types {unexpected}")
-    return sio.load(path, trusted=untrusted)
+        model, extra = load_pipeline(path)
+        return cls(model=model, threshold=extra["threshold"])
 
 
 def make_judge(
@@ -442,7 +428,7 @@ def make_judge(
     if name == "lexicon":
         return lexicon_detector(languages).verdicts
     if name in ("classifier", "embedding"):
-        path = Path(judge_dir) / f"{name}.skops"
+        path = Path(judge_dir) / f"{name}.npz"
         if not path.exists():
             raise FileNotFoundError(f"{path}: judge '{name}' has not been trained (run stage detect)")
         return (ClassifierDetector if name == "classifier" else EmbeddingDetector).load(path).verdicts

@@ -265,7 +265,7 @@ def run_detection(params: Params, out_dir: Path, meter: ComputeMeter) -> tuple[d
         det = _fit(family, cfg, pd.concat([train_dev, synthetic]) if cfg["synthetic"] else train_dev, seed)
         if "threshold" in cfg:
             det.threshold = cfg["threshold"]
-        det.save(out_dir / f"{family}.skops")
+        det.save(out_dir / f"{family}.npz")
         fitted[family], settings[family] = det, cfg
     if d.guard_model:
         fitted["guard"] = GuardDetector(
