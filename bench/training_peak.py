@@ -1,0 +1,136 @@
+"""Training at the machine's limit: SFT, reward and one PPO update, each against the fp32 matmul peak measured in
+the same run, and where a PPO update's time goes.
+
+FLOPs are the compute meter's (safealign.compute: real tokens only, LoRA at ~4N per trained token, padding counted
+apart), the same numbers the stages log. SFT and reward are timed as the stages run them (train_sft / train_reward
+with their model loading); PPO is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with
+timers on its parts. Needs models/ from a run (base, sft, reward). Usage, from the repository root:
+
+    python bench/training_peak.py [--sft-steps 8] [--reward-steps 8] [--ppo-updates 2]   # 0 skips a part
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu_peak import peak_gflops  # noqa: E402
+
+from safealign import paths  # noqa: E402
+from safealign.compute import ComputeMeter  # noqa: E402
+from safealign.config import load_params  # noqa: E402
+
+
+def stage(fn, p) -> tuple[float, float, int]:
+    """(wall s, FLOPs, padding tokens) of a training core run as its stage runs it."""
+    with tempfile.TemporaryDirectory() as tmp, ComputeMeter("bench") as meter:
+        fn(p, paths.BASE, Path(tmp) / "out", tmp, meter)
+    r = meter.record
+    return r.wall_s, r.flops, r.padding_tokens
+
+
+def ppo_updates(p, updates: int) -> tuple[float, float, int, dict[str, float]]:
+    """(wall s of train(), FLOPs, padding tokens, seconds per part) for `updates` PPO updates on the hybrid arm."""
+    import torch
+    import trl.experimental.ppo.ppo_trainer as T
+    from peft import LoraConfig, get_peft_model
+
+    from safealign.data import load_benchmark, rl_prompts, train_split
+    from safealign.models import load_policy, load_reward_model
+    from safealign.train.ppo import prompt_dataset, trainer_config
+
+    parts: dict[str, float] = collections.defaultdict(float)
+
+    def timed(name: str, fn):
+        @functools.wraps(fn)
+        def call(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                parts[name] += time.perf_counter() - t
+
+        return call
+
+    rows = rl_prompts(train_split(load_benchmark(p.data.dir, p.data.languages), p.data.train_languages))
+    base, tok = load_policy(paths.SFT)
+    torch.manual_seed(p.seed)
+    policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **p.ppo.lora))
+    reward_model, _ = load_reward_model(paths.REWARD)
+    value_model, _ = load_reward_model(paths.REWARD)
+    dataset = prompt_dataset(rows, tok, p.ppo.max_prompt_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = trainer_config(p, tmp)
+        args.report_to = []
+        args.total_episodes = updates * args.per_device_train_batch_size * args.gradient_accumulation_steps
+        saved = (T.batch_generation, T.forward, T.get_reward)
+        T.batch_generation = timed("rollout generation", T.batch_generation)
+        T.forward = timed("policy / reference forward", T.forward)
+        T.get_reward = timed("value and reward forward", T.get_reward)
+        try:
+            trainer = T.PPOTrainer(
+                args=args,
+                processing_class=tok,
+                model=policy,
+                ref_model=None,
+                reward_model=reward_model,
+                value_model=value_model,
+                train_dataset=dataset,
+                eval_dataset=dataset,
+            )
+            trainer.accelerator.backward = timed("backward", trainer.accelerator.backward)
+            trainer.optimizer.step = timed("optimizer step", trainer.optimizer.step)
+            with ComputeMeter("bench") as meter:
+                for m in (policy, value_model, reward_model):
+                    meter.watch(m)
+                t = time.perf_counter()
+                trainer.train()
+                wall = time.perf_counter() - t
+        finally:
+            T.batch_generation, T.forward, T.get_reward = saved
+    parts["other (TRL bookkeeping, logging)"] = wall - sum(parts.values())
+    return wall, meter.record.flops, meter.record.padding_tokens, dict(parts)
+
+
+def main() -> None:
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--sft-steps", type=int, default=8)
+    cli.add_argument("--reward-steps", type=int, default=8)
+    cli.add_argument("--ppo-updates", type=int, default=2)
+    a = cli.parse_args()
+    from safealign.train.reward import train_reward
+    from safealign.train.sft import train_sft
+
+    peak = max(peak_gflops() for _ in range(3)) * 1e9
+    print(f"measured fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    p = load_params(overrides={"sft.args.max_steps": a.sft_steps, "reward.args.max_steps": a.reward_steps})
+
+    def line(name: str, wall: float, flops: float, padding: int) -> None:
+        print(
+            f"{name:<34} {wall:7.1f} s  {flops / 1e12:6.2f} TFLOP  {flops / wall / 1e9:6.1f} GFLOP/s "
+            f"({flops / wall / peak:5.1%} of peak)  padding tokens {padding}"
+        )
+
+    if a.sft_steps:
+        line(f"SFT, {a.sft_steps} steps (with loading)", *stage(train_sft, p))
+    if a.reward_steps:
+        line(f"reward, {a.reward_steps} steps (with loading)", *stage(train_reward, p))
+    if not a.ppo_updates:
+        return
+    wall, flops, padding, parts = ppo_updates(p, a.ppo_updates)
+    line(f"PPO, {a.ppo_updates} updates (train() only)", wall, flops, padding)
+    per = wall / a.ppo_updates
+    print(f"  one PPO update: {per:.1f} s; at 100% of peak it would take {flops / a.ppo_updates / peak:.1f} s")
+    for name, s in sorted(parts.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<34} {s / a.ppo_updates:6.2f} s/update ({s / wall:5.1%})")
+
+
+if __name__ == "__main__":
+    main()
