@@ -16,9 +16,9 @@ import hashlib
 import logging
 from pathlib import Path
 
+import sample_responses as s
 import torch
 
-import sample_responses as s
 from safealign.data import load_benchmark
 
 SOURCE, SEED = "smollm2/compliant_sft", 20261202
