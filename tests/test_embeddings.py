@@ -1,17 +1,16 @@
-"""The judge's embedding store is only a cache: what it returns is what the encoder computes."""
+"""The judge's embedding store is only a cache: what it returns is what the encoder computes, and a later process
+reads it instead of embedding again."""
 
 import numpy as np
 import pytest
 
-from safealign import embeddings, paths
-from safealign.data import load_labeled_real
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+from safealign import embeddings
 
 
 @pytest.fixture
-def fresh(monkeypatch):
-    """An empty process cache, as in a new stage process."""
+def fresh(monkeypatch, tmp_path):
+    """An empty cache folder and an empty process cache, as in a new stage process on a new machine."""
+    monkeypatch.setenv("SAFEALIGN_CACHE", str(tmp_path))
     monkeypatch.setattr(embeddings, "_EMBEDDED", {})
     monkeypatch.setattr(embeddings, "_LOADED", set())
 
@@ -21,19 +20,20 @@ def live(texts: list[str], role: str) -> np.ndarray:
     return np.asarray(m.query(texts) if role == "query" else m.passage(texts), dtype=np.float32)
 
 
-def test_store_round_trip_gives_the_encoders_vectors(tmp_path, fresh):
+def test_vectors_are_stored_and_a_later_process_reads_them_instead_of_embedding(fresh, monkeypatch):
     texts = {"passage": ["I can't help with that.", "Paris is the capital."], "query": ["Capital of France?"]}
-    store = tmp_path / "e.npz"
-    assert embeddings.write_store(texts, store) == 3
+    first = {role: embeddings.embed(ts, role) for role, ts in texts.items()}
+    assert embeddings.store_path().exists()
+    expected = {role: live(ts, role) for role, ts in texts.items()}
+    # a new process: nothing in memory, and the encoder must not be needed any more
     embeddings._EMBEDDED.clear()
     embeddings._LOADED.clear()
-    assert embeddings.load_store(store) == 3
-    assert embeddings.load_store(store) == 0  # read once per process
-    got = {k: v.copy() for k, v in embeddings._EMBEDDED.items()}
+    monkeypatch.setattr(embeddings, "_e5", lambda: pytest.fail("embedded again instead of reading the store"))
     for role, ts in texts.items():
-        assert np.array_equal(np.stack([got[embeddings.key(role, t)] for t in ts]), live(ts, role))
+        again = embeddings.embed(ts, role)
+        assert np.array_equal(again, first[role]) and np.array_equal(again, expected[role])
     # a role is part of the key: the same text as a query is another vector
-    assert embeddings.key("query", "Paris is the capital.") not in got
+    assert embeddings.key("query", "Paris is the capital.") not in embeddings._EMBEDDED
 
 
 def test_store_of_another_encoder_is_ignored(tmp_path, fresh):
@@ -46,23 +46,3 @@ def test_store_of_another_encoder_is_ignored(tmp_path, fresh):
     )
     assert embeddings.load_store(store) == 0
     assert embeddings.key("passage", "x") not in embeddings._EMBEDDED
-
-
-def test_versioned_store_holds_the_annotated_answers_exactly(tmp_path, fresh):
-    """The store of the committed data version (read through DVC, as a fresh clone gets it) is stamped with the
-    installed encoder, holds the annotated answers and their prompts (the tests' slice of data/labeled_real), and
-    its vectors are bit-identical to the encoder's."""
-    import dvc.api
-
-    store = tmp_path / "e5-small.npz"
-    store.write_bytes(dvc.api.read(paths.EMBEDDINGS, repo=str(ROOT), mode="rb"))
-    assert embeddings.load_store(store) > 0, "stale: run python tools/embedding_store.py, then dvc add data"
-    real = load_labeled_real(ROOT / "tests/fixtures/labeled_real", ["en", "zh"])
-    for role, col in (("passage", "response"), ("query", "prompt")):
-        missing = [t for t in real[col] if embeddings.key(role, str(t)) not in embeddings._EMBEDDED]
-        assert not missing, f"{len(missing)} annotated {col}s not in the store: run python tools/embedding_store.py"
-    sample = real.groupby("lang").head(3)
-    for role, col in (("passage", "response"), ("query", "prompt")):
-        ts = [str(x) for x in sample[col]]
-        stored = np.stack([embeddings._EMBEDDED[embeddings.key(role, t)] for t in ts])
-        assert np.array_equal(stored, live(ts, role))

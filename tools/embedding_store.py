@@ -1,9 +1,7 @@
-"""Rebuild data/embeddings/ (the judge's encoder vectors of every text in data/ it embeds), then version it.
+"""Fill the judge's embedding store (safealign.embeddings, under ~/.cache/safealign) with every text in data/ the
+detect stage embeds, ahead of a first run. Optional: stages embed and add whatever the store lacks.
 
-    python tools/embedding_store.py            # every language in params.yaml; a few minutes on 2 cores
-    dvc add data && dvc push                   # the store is part of the data version (data.dvc)
-
-The store is a cache (safealign.embeddings): stages embed whatever it lacks, so a stale store only costs time.
+    python tools/embedding_store.py            # every language in params.yaml; about 5 minutes on 2 cores once
 """
 
 from __future__ import annotations
@@ -11,15 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 
 import pandas as pd
 
-from safealign import paths
 from safealign.config import load_params
 from safealign.data import load_benchmark, load_labeled_real
 from safealign.detection import labeled_responses, synthetic_labels
-from safealign.embeddings import write_store
+from safealign.embeddings import embed, store_path
 
 
 def texts(params_file: str = "params.yaml") -> dict[str, list[str]]:
@@ -36,14 +32,14 @@ def texts(params_file: str = "params.yaml") -> dict[str, list[str]]:
 
 
 def main() -> None:
-    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("--out", default=paths.EMBEDDINGS)
-    args = cli.parse_args()
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     start = time.perf_counter()
-    n = write_store(texts(), args.out)
-    size = Path(args.out).stat().st_size / 2**20
-    print(f"{args.out}: {n} vectors, {size:.1f} MiB, {time.perf_counter() - start:.0f} s")
+    n = sum(len(embed(ts, role)) for role, ts in texts().items())
+    path = store_path()
+    print(
+        f"{path}: {n} texts embedded or found, {path.stat().st_size / 2**20:.1f} MiB, {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -58,3 +58,8 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    """Where derived files that are pure functions of installed packages are kept ($SAFEALIGN_CACHE)."""
+    return Path(os.environ.get("SAFEALIGN_CACHE", Path.home() / ".cache" / "safealign"))

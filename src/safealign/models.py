@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from safealign.io import cache_dir
+
 log = logging.getLogger(__name__)
 
 LINEAGE_FILE = "safealign.json"
@@ -71,11 +73,6 @@ def load_smollm2_tokenizer():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return tok
-
-
-def cache_dir() -> Path:
-    """Where derived files that are pure functions of installed packages are kept ($SAFEALIGN_CACHE)."""
-    return Path(os.environ.get("SAFEALIGN_CACHE", Path.home() / ".cache" / "safealign"))
 
 
 # A base model has no chat template. Gemma-3-270M gets the plain frame it answers best in (a probe, 2026-12-01):

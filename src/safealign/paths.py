@@ -4,7 +4,6 @@ BASE, SFT, REWARD, DETECTOR = "models/base", "models/sft", "models/reward", "mod
 DETECTION, JUDGE_REPORT = "metrics/detection.json", "metrics/judge.json"
 VALIDATION = "metrics/validation.json"
 CHECKPOINTS = "checkpoints"
-EMBEDDINGS = "data/embeddings/e5-small.npz"  # a store of the judge's encoder vectors (safealign.embeddings)
 
 
 def ppo_model(arm: str) -> str:
