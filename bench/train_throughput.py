@@ -61,10 +61,9 @@ def bare_ppo(p, tmp: str) -> tuple[float, float]:
     """(train() seconds, seconds including model loading and setup: the scope our stage function is timed in)"""
     t0 = time.perf_counter()
     from peft import LoraConfig, get_peft_model
-    from trl.experimental.ppo import PPOTrainer
 
     from safealign.models import load_reward_model
-    from safealign.train.ppo import prompt_dataset, trainer_config
+    from safealign.train.ppo import ppo_trainer, prompt_dataset, trainer_config
 
     df = load_benchmark(p.data.dir, p.data.languages)
     rows = rl_prompts(train_split(df, p.data.train_languages))
@@ -75,16 +74,7 @@ def bare_ppo(p, tmp: str) -> tuple[float, float]:
     dataset = prompt_dataset(rows, tok, p.ppo.max_prompt_tokens)
     args = trainer_config(p, tmp)
     args.report_to = []
-    trainer = PPOTrainer(
-        args=args,
-        processing_class=tok,
-        model=policy,
-        ref_model=None,
-        reward_model=reward_model,
-        value_model=value_model,
-        train_dataset=dataset,
-        eval_dataset=dataset,
-    )
+    trainer = ppo_trainer(args, tok, policy, reward_model, value_model, dataset)
     t = time.perf_counter()
     trainer.train()
     end = time.perf_counter()

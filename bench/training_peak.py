@@ -39,12 +39,11 @@ def stage(fn, p) -> tuple[float, float, int]:
 def ppo_updates(p, updates: int) -> tuple[float, float, int, dict[str, float]]:
     """(wall s of train(), FLOPs, padding tokens, seconds per part) for `updates` PPO updates on the hybrid arm."""
     import torch
-    import trl.experimental.ppo.ppo_trainer as T
     from peft import LoraConfig, get_peft_model
 
     from safealign.data import load_benchmark, rl_prompts, train_split
     from safealign.models import load_policy, load_reward_model
-    from safealign.train.ppo import prompt_dataset, trainer_config
+    from safealign.train.ppo import ppo_trainer, prompt_dataset, trainer_config
 
     parts: dict[str, float] = collections.defaultdict(float)
 
@@ -70,21 +69,13 @@ def ppo_updates(p, updates: int) -> tuple[float, float, int, dict[str, float]]:
         args = trainer_config(p, tmp)
         args.report_to = []
         args.total_episodes = updates * args.per_device_train_batch_size * args.gradient_accumulation_steps
+        trainer = ppo_trainer(args, tok, policy, reward_model, value_model, dataset)
+        T = sys.modules[type(trainer).__module__]  # TRL's PPO module (imported only by safealign.train.ppo)
         saved = (T.batch_generation, T.forward, T.get_reward)
         T.batch_generation = timed("rollout generation", T.batch_generation)
         T.forward = timed("policy / reference forward", T.forward)
         T.get_reward = timed("value and reward forward", T.get_reward)
         try:
-            trainer = T.PPOTrainer(
-                args=args,
-                processing_class=tok,
-                model=policy,
-                ref_model=None,
-                reward_model=reward_model,
-                value_model=value_model,
-                train_dataset=dataset,
-                eval_dataset=dataset,
-            )
             trainer.accelerator.backward = timed("backward", trainer.accelerator.backward)
             trainer.optimizer.step = timed("optimizer step", trainer.optimizer.step)
             with ComputeMeter("bench") as meter:

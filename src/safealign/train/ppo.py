@@ -125,10 +125,26 @@ def load_checkpoint(ckpt: Path, fp: str, policy, value_model, optimizer, schedul
     return state
 
 
+def ppo_trainer(args, tok, policy, reward_model, value_model, dataset, optimizers=(None, None)):
+    """TRL's PPOTrainer as every PPO run here builds it: the adapter-disabled policy is the KL reference."""
+    from trl.experimental.ppo import PPOTrainer
+
+    return PPOTrainer(
+        args=args,
+        processing_class=tok,
+        model=policy,
+        ref_model=None,
+        reward_model=reward_model,
+        value_model=value_model,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        optimizers=optimizers,
+    )
+
+
 def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
     import transformers
     from peft import LoraConfig, get_peft_model
-    from trl.experimental.ppo import PPOTrainer
 
     init = params.ppo.arms[arm]
     transformers.set_seed(params.seed)  # the fresh LoRA adapter's initialization draws from the global RNG
@@ -185,17 +201,7 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
         n = min(every, total - done)
         seg_args = copy.copy(args)
         seg_args.total_episodes, seg_args.seed = n * per_update, params.seed + done  # new prompts per segment
-        trainer = PPOTrainer(
-            args=seg_args,
-            processing_class=tok,
-            model=policy,
-            ref_model=None,
-            reward_model=reward_model,
-            value_model=value_model,
-            train_dataset=dataset,
-            eval_dataset=dataset,
-            optimizers=(optimizer, scheduler),
-        )
+        trainer = ppo_trainer(seg_args, tok, policy, reward_model, value_model, dataset, (optimizer, scheduler))
         trainer.train()
         done += n
         history += [
