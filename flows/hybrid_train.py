@@ -3,8 +3,9 @@
     python -m flows.hybrid_train                         # one run now, in-process
     prefect deployment run hybrid-train/manual --watch   # through a served deployment (see flows/serve.py)
 
-The flow walks dvc.yaml's stages in DVC's own order and runs each with `dvc repro --single-item`, so it shares
-the cache, dvc.lock and run-cache with a plain `dvc repro`. Overrides (dotted params keys, as `dvc exp run -S`)
+The flow walks dvc.yaml's stages in DVC's own order and runs each with `dvc repro --single-item` (DVC's Python API;
+the stage's own command is called in the worker process, see tasks/steps.py), so it shares the cache, dvc.lock and
+run-cache with a plain `dvc repro`. Overrides (dotted params keys, as `dvc exp run -S`)
 apply to params.yaml for this run only; they are recorded on the MLflow parent run and restored afterwards.
 """
 

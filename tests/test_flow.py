@@ -4,6 +4,7 @@ import json
 
 import mlflow
 import pytest
+import yaml
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.hybrid_train import hybrid_train
@@ -69,6 +70,33 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
     assert parent.info.status == "FINISHED" and parent.data.tags["launched_by"] == "prefect"
     children = [r for r in runs(repo) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert {"sft", "ppo@hybrid", "evaluate@base", "cost"} <= {r.info.run_name for r in children}
+
+
+def lock_outs(repo) -> dict[str, str]:
+    """{output path: md5} of every stage's outputs in dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {o["path"]: o["md5"] for stage in lock.values() for o in stage.get("outs", [])}
+
+
+def test_flow_outputs_match_a_plain_dvc_repro(harness, repo, tiny_repo):
+    """The flow calls each stage's main in its worker process; a plain `dvc repro` (tiny_repo, same params) runs
+    each in a fresh interpreter. Same weights, answers, verdicts, judge and curves: every output's DVC hash is the
+    same, except the outputs that record CPU time (compute records, curves' CPU seconds, and the cost, headline and
+    report that quote them), whose curves must still agree point by point on everything else."""
+    flow, plain = lock_outs(repo), lock_outs(tiny_repo)
+    assert set(flow) == set(plain)
+    timed = ("metrics/compute/", "metrics/curves/", "metrics/cost.json", "metrics/headline.json", "reports/")
+    timed += ("metrics/summary/headline.json", "metrics/plots/arms.csv")
+    compared = {p for p in flow if not p.startswith(timed)}
+    assert {"models/sft", "models/reward", "models/ppo/hybrid", "eval/hybrid/responses.jsonl"} <= compared
+    assert {p: flow[p] for p in compared} == {p: plain[p] for p in compared}
+
+    def untimed(path):
+        points = json.loads(path.read_text())["points"]
+        return [{k: v for k, v in p.items() if "cpu_s" not in k} for p in points]
+
+    for curve in sorted((tiny_repo / "metrics/curves").glob("*.json")):
+        assert untimed(repo / "metrics/curves" / curve.name) == untimed(curve)
 
 
 def test_overrides_apply_for_one_run_and_are_recorded(harness, repo, monkeypatch):

@@ -171,8 +171,17 @@ def write_lineage(
     uses_reward: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
+    """Record how a saved model directory was made (the last file every stage writes into it). An adapter's config
+    gets its module list sorted: peft keeps target_modules as a set and writes it in hash order, which changes from
+    one process to the next, and would change the directory's DVC hash on identical weights."""
     meta = {"kind": kind, "parent": parent, "stage": stage, "uses_reward": uses_reward, **(extra or {})}
     (out_dir / LINEAGE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    adapter = out_dir / "adapter_config.json"
+    if adapter.exists():
+        config = json.loads(adapter.read_text())
+        if isinstance(config.get("target_modules"), list):
+            config["target_modules"] = sorted(config["target_modules"])
+            adapter.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def read_lineage(model_dir: str | Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,9 @@ from safealign.data import DataError
 from safealign.tracking import record_compute, stage_run
 
 log = logging.getLogger("safealign")
+# set to "inherit" by a runner that calls a stage's main in its own process and has routed the "safealign" logger
+# already (the Prefect flow): the stage then leaves the process's logging configuration alone
+LOGGING_ENV = "SAFEALIGN_LOGGING"
 
 
 def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> tuple[Params, argparse.Namespace]:
@@ -35,7 +39,8 @@ def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> 
     if with_arm:
         parser.add_argument("--arm", required=True, help="which arm (a key of the stage's arms in params)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    if os.environ.get(LOGGING_ENV) != "inherit":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params = load_params(args.params)
@@ -69,12 +74,27 @@ def stage_main(
         raise ConfigError(f"params.yaml: {stage} has no arm '{arm}' (have {sorted(arms(params))})")
     p = params.to_dict()
     logged = {s: p[s] for s in sections} | {"seed": params.seed}
+    seed_everything(params.seed)
     with stage_run(stage, params.mlflow.experiment, logged, arm=arm, final=final):
         run = StageRun(params, arm, ComputeMeter(f"{stage}@{arm}" if arm else stage))
         yield run
         if run.meter.record.wall_s:  # the body metered something
             run.meter.record.sum_across_processes()  # every process of a distributed launch, counted once
             record_compute(run.meter.record, paths.compute_record(stage, arm), params.cost)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global generator a stage may draw from before its own seeding: model heads and LoRA adapters are
+    initialized from torch's global RNG before a trainer seeds it, and a fresh interpreter's torch seed is random.
+    So a stage gives the same outputs on every run, in a fresh process or in a flow worker that ran others."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def run_main(fn, *a: Any, **kw: Any) -> None:
