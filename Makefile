@@ -6,6 +6,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
+# DVC runs each stage's command (`python -m safealign.stages...`) with the python on PATH: this environment's
+export PATH := $(abspath $(BIN)):$(PATH)
 # pip prints one harmless line per local index folder it looks in; keep the log readable.
 QUIET_PIP := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 

@@ -41,15 +41,21 @@ def stage_order(repo: Path) -> list[str]:
 STAGE_CMD = re.compile(r"python -m (safealign\.stages\.[a-z_]+)((?: [^;&|<>`$]+)?)")
 
 
-def repro(stage: str, repo: Path, env: dict[str, str], force: bool = False) -> bool:
-    """Run one DVC stage (`dvc repro --single-item`, through DVC's Python API), its log in the Prefect log; True if
-    it ran or was restored from the run-cache, False if DVC skipped it as unchanged.
+def repro(
+    stage: str,
+    repo: Path,
+    env: dict[str, str],
+    force: bool = False,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+) -> bool:
+    """Run one DVC stage (`dvc repro --single-item`, through DVC's Python API), its log in the Prefect log (or in
+    `logger`); True if it ran or was restored from the run-cache, False if DVC skipped it as unchanged.
 
     DVC does everything it does for `dvc repro`: the changed-check, the run-cache, the locks, hashing the outputs and
     writing dvc.lock. Only the command itself runs in this interpreter (see `stages_in_process`)."""
     from dvc.repo import Repo
 
-    logger = get_run_logger()
+    logger = logger or get_run_logger()
     logger.info("$ dvc repro --single-item %s%s", stage, " --force" if force else "")
     venv_bin = str(Path(sys.executable).parent)  # a shell command's `python` is this environment's
     run_env = env | {"PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}

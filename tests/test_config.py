@@ -89,5 +89,21 @@ def test_named_experiment_tiny_is_small_and_valid():
     assert p.ppo.args["total_episodes"] <= 16 and p.evaluate.items_per_language["harmful"] == 14
     cmd = experiments.dvc_command("tiny", ROOT)
     assert cmd[:6] == ["dvc", "exp", "run", "--temp", "-n", "tiny"] and 'data.languages=["en","zh"]' in cmd
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs/experiments").glob("*.yaml")))
+def test_named_experiment_command_parses_as_dvc_reads_it(name):
+    """`dvc exp run -S` parses each value with Hydra's override grammar: every key of every experiment file must come
+    back as the value in the file (a quoted mapping key, `{"harmful":14}`, is a syntax error there)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from safealign import experiments
+
+    cmd = experiments.dvc_command(name, ROOT)
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-S"]
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(sets)}
+    assert parsed == experiments.overrides(name, ROOT)
+    with pytest.raises(ConfigError, match="not an identifier"):
+        experiments.override_value({"a b": 1}, "x")
     with pytest.raises(ConfigError, match="no experiment 'huge'"):
         experiments.overrides("huge", ROOT)

@@ -8,6 +8,8 @@ params.yaml, the way `dvc exp run -S` applies them, so every value lands in para
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -30,10 +32,23 @@ def overrides(name: str, root: str | Path = ".") -> dict[str, Any]:
     return dict(tree)
 
 
+def override_value(value: Any, key: str = "") -> str:
+    """A value in the grammar of `dvc exp run -S` (Hydra's override grammar): JSON, except that a mapping's keys
+    are bare identifiers (`{harmful:14,benign:2}`; Hydra refuses `{"harmful":14}`)."""
+    if isinstance(value, dict):
+        for k in value:
+            if not (isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)):
+                raise ConfigError(f"{key}: key {k!r} cannot be passed to `dvc exp run -S` (not an identifier)")
+        return "{" + ",".join(f"{k}:{override_value(v, f'{key}.{k}')}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(override_value(v, key) for v in value) + "]"
+    return json.dumps(value)
+
+
 def dvc_command(name: str, root: str | Path = ".") -> list[str]:
     """`dvc exp run` in a temporary copy of the workspace (--temp: the workspace's params and models stay as they
-    are), named after the experiment, each key as `-S key=value` with the value as compact JSON (valid YAML)."""
-    sets = [a for k, v in overrides(name, root).items() for a in ("-S", f"{k}={json.dumps(v, separators=(',', ':'))}")]
+    are), named after the experiment, each key as `-S key=value`."""
+    sets = [a for k, v in overrides(name, root).items() for a in ("-S", f"{k}={override_value(v, k)}")]
     return ["dvc", "exp", "run", "--temp", "-n", name, *sets]
 
 
@@ -49,7 +64,9 @@ def main(argv: list[str]) -> int:
     if "--print" in argv:
         print(shlex.join(cmd))
         return 0
-    return subprocess.run([sys.executable, "-m", *cmd]).returncode
+    # the stages' commands call `python`: this environment's, even when it is not activated
+    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run([sys.executable, "-m", *cmd], env=env).returncode
 
 
 if __name__ == "__main__":
