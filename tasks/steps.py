@@ -136,9 +136,8 @@ def call_stage_main(
 ) -> tuple[int, BaseException | None]:
     """`python -m <module> <argv>` in this interpreter: its exit code (2 for a known input error, as run_main) and
     the error that ended it."""
-    from safealign.config import ConfigError
+    from safealign.config import LOGGING_ENV, ConfigError
     from safealign.data import DataError
-    from safealign.stages.common import LOGGING_ENV
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     os.environ.update({k: v for k, v in env.items() if os.environ.get(k) != v} | {LOGGING_ENV: "inherit"})

@@ -29,6 +29,10 @@ ENV_DEFAULTS = {
     "DISABLE_MLFLOW_INTEGRATION": "FALSE",
 }
 
+# set to "inherit" by a runner that calls a stage's main in its own process and has routed the "safealign" logger
+# already (the Prefect flow's tasks): the stage then leaves the process's logging configuration alone
+LOGGING_ENV = "SAFEALIGN_LOGGING"
+
 
 def apply_env_defaults() -> None:
     """ENV_DEFAULTS for every variable the user has not set."""

@@ -22,14 +22,11 @@ from typing import Any
 
 from safealign import paths
 from safealign.compute import ComputeMeter
-from safealign.config import ConfigError, Params, apply_env_defaults, load_params
+from safealign.config import LOGGING_ENV, ConfigError, Params, apply_env_defaults, load_params
 from safealign.data import DataError
 from safealign.tracking import record_compute, stage_run
 
 log = logging.getLogger("safealign")
-# set to "inherit" by a runner that calls a stage's main in its own process and has routed the "safealign" logger
-# already (the Prefect flow): the stage then leaves the process's logging configuration alone
-LOGGING_ENV = "SAFEALIGN_LOGGING"
 
 
 def setup(stage: str, argv: list[str] | None = None, with_arm: bool = False) -> tuple[Params, argparse.Namespace]:
