@@ -108,10 +108,21 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory) -> Path:
-    """The tiny experiment run once end to end with `dvc repro` (shared by the pipeline tests)."""
-    repo = make_repo(tmp_path_factory.mktemp("tiny") / "repo")
-    out = dvc(repo, "repro", check=False)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    """The tiny experiment run once end to end with `dvc repro` (shared by the pipeline tests, which copy it). Under
+    pytest-xdist the workers share one: the first builds it under a file lock, the others wait and reuse it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    repo, done = root / "tiny-shared" / "repo", root / "tiny-shared.done"
+    with FileLock(str(root / "tiny-shared.lock")):
+        if not done.exists():
+            shutil.rmtree(repo.parent, ignore_errors=True)
+            make_repo(repo)
+            out = dvc(repo, "repro", check=False)
+            assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+            done.touch()
     return repo
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from functools import cache
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def load_store(path: str | Path | None = None) -> int:
 def save_store(path: str | Path | None = None) -> None:
     """Write every vector this process holds to the store (atomically; a failed write only costs time later)."""
     path = Path(path or store_path())
-    tmp = path.with_name(f"{path.name}.tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # several processes may write at once
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(_EMBEDDED), dtype="S20")
