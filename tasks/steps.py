@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import shlex
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,10 +54,11 @@ def repro(
     writing dvc.lock. Only the command itself runs in this interpreter (see `stages_in_process`)."""
     from dvc.repo import Repo
 
+    from safealign.config import with_this_python
+
     logger = logger or get_run_logger()
     logger.info("$ dvc repro --single-item %s%s", stage, " --force" if force else "")
-    venv_bin = str(Path(sys.executable).parent)  # a shell command's `python` is this environment's
-    run_env = env | {"PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}
+    run_env = with_this_python(os.environ | env)  # for a command that still goes to a shell
     # from the repository's root, as the CLI: DVC resolves some output paths against the working directory
     with contextlib.chdir(repo), Repo() as dvc_repo, forwarded("dvc", logger), stages_in_process(logger):
         try:
@@ -140,7 +140,7 @@ def call_stage_main(
     from safealign.data import DataError
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    os.environ.update({k: v for k, v in env.items() if os.environ.get(k) != v} | {LOGGING_ENV: "inherit"})
+    os.environ.update(env | {LOGGING_ENV: "inherit"})
     os.chdir(cwd)
     try:
         with forwarded("safealign", logger):

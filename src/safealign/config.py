@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,12 @@ ENV_DEFAULTS = {
 # set to "inherit" by a runner that calls a stage's main in its own process and has routed the "safealign" logger
 # already (the Prefect flow's tasks): the stage then leaves the process's logging configuration alone
 LOGGING_ENV = "SAFEALIGN_LOGGING"
+
+
+def with_this_python(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with this interpreter's folder first on PATH: DVC runs each stage's command (`python -m ...`) with the
+    `python` it finds there, which must be this environment's even when it is not activated."""
+    return dict(env) | {"PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")}
 
 
 def apply_env_defaults() -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from safealign.config import ConfigError, read_yaml
+from safealign.config import ConfigError, read_yaml, with_this_python
 
 EXPERIMENTS = Path("configs/experiments")
 
@@ -64,9 +64,7 @@ def main(argv: list[str]) -> int:
     if "--print" in argv:
         print(shlex.join(cmd))
         return 0
-    # the stages' commands call `python`: this environment's, even when it is not activated
-    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    return subprocess.run([sys.executable, "-m", *cmd], env=env).returncode
+    return subprocess.run([sys.executable, "-m", *cmd], env=with_this_python(os.environ)).returncode
 
 
 if __name__ == "__main__":
