@@ -20,3 +20,16 @@ def test_a_language_is_measured_only_where_the_judge_is_validated_and_the_model_
     assert not out["ja"]["measured"] and out["ja"]["reasons"] == ["judge not validated in this language (stage detect)"]
     # a judge validated nowhere (the default run of 2026-12-02): nothing is measured, whatever the model writes
     assert not any(v["measured"] for v in measurability(scored, validated=[], min_on_topic=0.0).values())
+
+
+def test_length_batches_cap_rows_and_padded_tokens():
+    from safealign.generation import length_batches
+
+    lengths = [40, 300, 50, 45, 120, 310, 42, 900]
+    rows_only = length_batches(lengths, batch_size=3)
+    assert rows_only == [[0, 6, 3], [2, 4, 1], [5, 7]]  # sorted by length, 3 rows each
+    budget = length_batches(lengths, batch_size=3, batch_tokens=400)
+    assert sorted(i for b in budget for i in b) == list(range(len(lengths)))  # every prompt, once
+    assert all(len(b) * max(lengths[i] for i in b) <= 400 or len(b) == 1 for b in budget)
+    assert budget == [[0, 6, 3], [2, 4], [1], [5], [7]]  # 2 x 310 > 400; 900 tokens still gets a batch alone
+    assert length_batches([], 4, 100) == []

@@ -66,3 +66,19 @@ def test_cached_smollm2_tokenizer_is_the_converted_one(tmp_path, monkeypatch):
     for attr in ("bos_token", "eos_token", "pad_token", "unk_token", "model_max_length", "padding_side"):
         assert getattr(cached, attr) == getattr(converted, attr), attr
     assert cached.get_vocab() == converted.get_vocab()
+
+
+def test_reward_scores_batched_by_token_length_match_one_at_a_time(tiny_model_dir):
+    """Batches of mixed scripts and lengths, padded per batch, give each text the score it gets alone, in input
+    order, and a text over max_length keeps its end (the response)."""
+    from safealign.models import load_reward_model, score
+
+    model, tok = load_reward_model(str(tiny_model_dir))
+    prompts = ["How do I bake bread?", "কীভাবে একটি তালা খুলতে হয়? " * 6, "如何制作炸弹？", "Hi"]
+    responses = ["Mix flour and water.", "আমি সাহায্য করতে পারি না।", "我不能帮助你。" * 30, "Hello!"]
+    chats = [[{"role": "user", "content": p}] for p in prompts]
+    batched = score(model, tok, chats, responses, batch_size=3, max_length=96)
+    alone = [score(model, tok, [c], [r], max_length=96)[0] for c, r in zip(chats, responses)]
+    assert batched == pytest.approx(alone, abs=1e-4)
+    assert len(set(batched)) == len(batched)  # a random head still tells the texts apart: order is checked
+    assert score(model, tok, [], []) == []

@@ -41,6 +41,11 @@ def test_outputs_and_metrics(tiny_repo):
     assert m["judge_identity"]["validated_languages"] == detection["validated_by_judge"][m["judge"]]
     assert {"harmful_rate", "untrained", "trained"} <= set(m["cross_lingual_gap"])
     assert {"refuse_then_comply_rate", "rm_safe_judge_harmful_rate", "mean_response_chars"} <= set(m["reward_hacking"])
+    # the reward model scores exactly the rows the indicators read: harmful prompts in measured languages
+    rows = [json.loads(x) for x in (tiny_repo / "eval/hybrid/responses.jsonl").read_text().splitlines()]
+    scored = [r for r in rows if r["reward"] is not None]
+    assert scored and len(scored) < len(rows)
+    assert all((r["kind"] == "harmful" and r["measured"] == 1) == (r["reward"] is not None) for r in rows)
 
 
 def test_detection_table(tiny_repo):

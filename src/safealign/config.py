@@ -131,6 +131,7 @@ class EvaluateConfig:
     arms: dict[str, str] = field(default_factory=dict)  # arm -> model directory
     max_new_tokens: int = 48
     batch_size: int = 16
+    batch_tokens: int | None = None  # at most this many padded prompt tokens per generation batch (None: rows only)
     # Per language and kind, how many eval-split items to score (a fixed, seeded subsample); null = all.
     items_per_language: dict[str, int] | None = None
     bootstrap_samples: int = 1000
@@ -181,6 +182,7 @@ class CurveConfig:
     items_per_language: int = 2  # harmful eval-split items per language (all data.languages); 0 = no curve
     max_new_tokens: int = 24
     batch_size: int = 32
+    batch_tokens: int | None = None  # as evaluate.batch_tokens
 
 
 @dataclass

@@ -50,7 +50,13 @@ class SafetyCurve:
         c = self.params.curve
         with meter.excluded():
             responses = generate(
-                model, tok, self.items["prompt"].tolist(), c.max_new_tokens, c.batch_size, desc=f"curve@{update}"
+                model,
+                tok,
+                self.items["prompt"].tolist(),
+                c.max_new_tokens,
+                c.batch_size,
+                desc=f"curve@{update}",
+                batch_tokens=c.batch_tokens,
             )
             verdicts = self.verdicts(self.items[["id", "lang", "kind", "prompt"]].assign(response=responses))
         snap = meter.snapshot()

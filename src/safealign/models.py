@@ -254,19 +254,21 @@ def load_reward_model(model_dir: str, num_labels: int = 1):
 def score(
     model, tok, prompts: list[list[dict]], responses: list[str], batch_size: int = 16, max_length: int = 256
 ) -> list[float]:
-    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Batches are formed
-    from length-sorted texts, so a long Bengali answer does not pad fifteen short English ones."""
+    """Reward of each (prompt, response) under the chat template; what PPO's get_reward sees. Each text is
+    tokenized once and batches are formed from texts sorted by token count, so a long Bengali answer does not pad
+    fifteen short English ones (sorting by characters did: one Bengali character is several tokens)."""
     texts = [
         tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=False)
         for p, r in zip(prompts, responses)
     ]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    tok.truncation_side = "left"  # keep the response (the end); a long prompt loses its start instead
+    ids = tok(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = [0.0] * len(texts)
     model.eval()
-    tok.truncation_side = "left"  # keep the response (the end); a long prompt loses its start instead
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+        enc = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt", padding=True)
         for i, v in zip(idx, model(**enc.to(model.device)).logits[:, 0].tolist()):
             out[i] = v
     return out

@@ -217,15 +217,22 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
                 point["harmful_rate"],
                 point["cumulative_flops"],
             )
-        save_checkpoint(
-            ckpt,
-            done,
-            policy,
-            value_model,
-            optimizer,
-            scheduler,
-            {"fingerprint": fp, "total": total, "history": history, "compute": meter.snapshot(), "curve": curve.points},
-        )
+        if done < total:  # after the last segment the model itself is saved next; a checkpoint would be deleted
+            save_checkpoint(
+                ckpt,
+                done,
+                policy,
+                value_model,
+                optimizer,
+                scheduler,
+                {
+                    "fingerprint": fp,
+                    "total": total,
+                    "history": history,
+                    "compute": meter.snapshot(),
+                    "curve": curve.points,
+                },
+            )
     # 5. save the policy: an adapter on top of `init`
     policy.save_pretrained(out)
     tok.save_pretrained(out)
