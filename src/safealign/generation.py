@@ -7,7 +7,7 @@ are identical to rendering the template to text and tokenizing that (bench/gener
 With `batch_tokens`, a batch also holds at most that many padded prompt tokens (rows x its longest prompt): short
 prompts go in batches of `batch_size`, long ones (a Bengali prompt is several times the tokens of its English
 twin) in smaller batches. On the default evaluation set this cut prefill padding from 12.4k to 3.7k positions and
-generation from 251 s to 171 s with the same greedy answers (bench/generation.py).
+generation from 228 s to 192 s with the same greedy answers (bench/eval_batching.py).
 """
 
 from __future__ import annotations
