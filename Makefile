@@ -43,11 +43,14 @@ setup-gemma: setup  ## also the optional Gemma-3-270M profile (model.profile: ge
 data: setup  ## check out the versioned data (data.dvc) from the DVC cache or the default remote
 	$(BIN)/dvc pull data.dvc
 
-run: data  ## the whole experiment on the default profile as one Prefect flow run over the DVC stages
-	$(PY) -m flows.hybrid_train
+run: data  ## the whole experiment on the default profile as one Prefect flow run over the DVC stages (ARGS=--force: every stage)
+	$(PY) -m flows.hybrid_train $(ARGS)
 
 tiny: data  ## the whole pipeline on the named experiment `tiny` (random 2-layer model, 2 languages) as one flow run
 	$(PY) -m flows.hybrid_train --experiment tiny
+
+headline: data  ## the named headline experiment (configs/experiments/headline.yaml; <= 90 min on 2 cores) as one flow run
+	$(PY) -m flows.hybrid_train --experiment headline
 
 repro: data  ## the same experiment as a plain `dvc repro`
 	$(BIN)/dvc repro
@@ -58,4 +61,4 @@ test: setup  ## the test suite (fast: tiny random models; slow real-model tests 
 lint: setup  ## ruff
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-.PHONY: help setup setup-gemma data run tiny repro test lint
+.PHONY: help setup setup-gemma data run tiny headline repro test lint

@@ -173,4 +173,6 @@ if __name__ == "__main__":
 
     cli = argparse.ArgumentParser(prog="python -m flows.hybrid_train", description="one hybrid-train run, in-process")
     cli.add_argument("--experiment", help="a named experiment (configs/experiments/<name>.yaml), e.g. tiny")
-    hybrid_train(experiment=cli.parse_args().experiment)
+    cli.add_argument("--force", action="store_true", help="run every stage, even those DVC has cached")
+    args = cli.parse_args()
+    hybrid_train(experiment=args.experiment, force=args.force)

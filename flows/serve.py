@@ -1,7 +1,8 @@
-"""Serve the hybrid-train deployments from this checkout: `nightly` (cron) and `manual` (ad hoc).
+"""Serve the hybrid-train deployments from this checkout: `nightly` (cron), `headline` (the named bigger
+experiment) and `manual` (ad hoc).
 
     export PREFECT_API_URL=http://127.0.0.1:4200/api     # a running `prefect server start`
-    python -m flows.serve                                 # registers both and executes their runs while it lives
+    python -m flows.serve                                 # registers all three and executes their runs while it lives
     prefect deployment run hybrid-train/manual --watch
 
 Each run executes in a subprocess in this directory, so it uses this checkout's dvc.yaml, params.yaml and data.
@@ -34,13 +35,21 @@ def deployments():
         description="Ingest new red-team data from the S3 drop, retrain if anything changed, promote only without "
         "regression",
     )
+    headline = hybrid_train.to_deployment(
+        name="headline",
+        parameters={"experiment": "headline"},
+        concurrency_limit=one_at_a_time,
+        tags=["safealign", "headline"],
+        description="The named headline experiment (configs/experiments/headline.yaml): the bigger run, <= 90 min on "
+        "2 CPU cores",
+    )
     manual = hybrid_train.to_deployment(
         name="manual",
         concurrency_limit=one_at_a_time,
         tags=["safealign"],
         description="Ad hoc run; pass --params '{\"overrides\": {...}}' (and ingest/gate if wanted)",
     )
-    return nightly, manual
+    return nightly, headline, manual
 
 
 if __name__ == "__main__":

@@ -49,6 +49,15 @@ TINY_OVERRIDES = {
     "grpo.args.max_completion_length": 12,
     "curve.max_new_tokens": 8,
     "ppo.checkpoint_every": 1,
+    # the default run leaves GRPO to the headline experiment; the tiny run wires every arm
+    "grpo.arms": {"hybrid_grpo": "models/sft"},
+    "evaluate.arms": {
+        "base": "models/base",
+        "sft_only": "models/sft",
+        "pure_rl": "models/ppo/pure_rl",
+        "hybrid": "models/ppo/hybrid",
+        "hybrid_grpo": "models/grpo/hybrid_grpo",
+    },
 }
 
 

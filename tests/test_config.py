@@ -16,8 +16,8 @@ def test_repository_params_load():
     p = load_params(ROOT / "params.yaml")
     assert p.model.profile == "smollm2"
     assert set(p.ppo.arms) == {"pure_rl", "hybrid"}
-    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"}
-    assert set(p.grpo.arms) == {"hybrid_grpo"} and p.cost.target_harmful_rate is None
+    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid"} and not p.grpo.arms
+    assert p.cost.target_harmful_rate is None
     assert set(p.data.train_languages) <= set(p.data.languages)
 
 
@@ -89,6 +89,30 @@ def test_named_experiment_tiny_is_small_and_valid():
     assert p.ppo.args["total_episodes"] <= 16 and p.evaluate.items_per_language["harmful"] == 14
     cmd = experiments.dvc_command("tiny", ROOT)
     assert cmd[:6] == ["dvc", "exp", "run", "--temp", "-n", "tiny"] and 'data.languages=["en","zh"]' in cmd
+
+
+@pytest.mark.parametrize("name", ["tiny", "headline"])
+def test_named_experiments_wire_every_arm(name):
+    """The default run leaves the GRPO arm out (it stays within 30 min); `tiny` and `headline` train and evaluate it."""
+    from safealign import experiments
+
+    p = load_params(ROOT / "params.yaml", experiments.overrides(name, ROOT))
+    assert p.grpo.arms == {"hybrid_grpo": "models/sft"} and p.evaluate.arms["hybrid_grpo"] == "models/grpo/hybrid_grpo"
+    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"}
+
+
+def test_headline_experiment_is_the_bigger_run():
+    from safealign import experiments
+
+    default = load_params(ROOT / "params.yaml")
+    head = load_params(ROOT / "params.yaml", experiments.overrides("headline", ROOT))
+    assert head.model.profile == default.model.profile and head.data.languages == default.data.languages
+    for section in ("sft", "reward"):
+        assert getattr(head, section).args["max_steps"] > getattr(default, section).args["max_steps"]
+    assert head.ppo.args["total_episodes"] > default.ppo.args["total_episodes"]
+    assert head.detect.reward_rows > default.detect.reward_rows
+    for kind, n in default.evaluate.items_per_language.items():
+        assert head.evaluate.items_per_language[kind] >= n
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs/experiments").glob("*.yaml")))

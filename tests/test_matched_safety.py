@@ -81,3 +81,25 @@ def test_absolute_target_and_nobody_reaching(tmp_path, monkeypatch):
     res = ms["vs_pure_rl"]["hybrid"]
     assert ms["target_harmful_rate"] == 0.1 and res["compute_saving_to_target"] is None
     assert "no compute saving at matched safety can be stated" in res["note"]
+
+
+def test_a_removed_arms_leftover_curve_and_compute_record_do_not_count(tmp_path, monkeypatch):
+    """An arm dropped from params.yaml leaves its files behind: they must not enter the comparison or the cost."""
+    from safealign.accounting import stage_records
+
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path,
+        [
+            curve("pure_rl", "ppo", 10.0, 10.0, [10, 9, 8, 7]),
+            curve("hybrid", "ppo", 20.0, 10.0, [8, 7, 6, 5]),
+            curve("old_arm", "grpo", 20.0, 10.0, [8, 2, 1, 0]),
+        ],
+    )
+    params = load_params(overrides={"cost.target_reduction_vs_base": 0.2, "grpo.arms": {}})
+    assert set(matched_safety(params, 200)["arms"]) == {"pure_rl", "hybrid"}
+    (tmp_path / "metrics/compute").mkdir(parents=True)
+    for stage in ("ppo@hybrid", "grpo@old_arm", "evaluate@old_arm", "evaluate@base"):
+        rec = {"stage": stage, "device": "cpu", "wall_s": 1.0, "cpu_s": 1.0, "gpu_s": 0.0, "flops": 1.0}
+        (tmp_path / "metrics/compute" / f"{stage.replace('@', '_')}.json").write_text(json.dumps(rec))
+    assert set(stage_records(params)) == {"ppo@hybrid", "evaluate@base"}

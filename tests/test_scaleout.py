@@ -34,7 +34,7 @@ def test_work_pool_deployments_match_the_flow():
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     names = {d["name"] for d in spec["deployments"]}
-    assert names == {"nightly", "manual"}
+    assert names == {"nightly", "manual", "headline"}
     for d in spec["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
         assert flow.name == "hybrid-train"
@@ -42,6 +42,10 @@ def test_work_pool_deployments_match_the_flow():
         assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
     nightly = next(d for d in spec["deployments"] if d["name"] == "nightly")
     assert nightly["parameters"] == {"ingest": True, "gate": True} and nightly["schedules"][0]["cron"]
+    headline = next(d for d in spec["deployments"] if d["name"] == "headline")
+    assert (
+        headline["parameters"] == {"experiment": "headline"} and (ROOT / "configs/experiments/headline.yaml").exists()
+    )
 
 
 def _free_port() -> int:

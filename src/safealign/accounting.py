@@ -60,13 +60,28 @@ def prior_compute(model_dir: str, reward_dir: str | None) -> dict[str, Any]:
     }
 
 
-def account(params: Params) -> dict[str, Any]:
+def configured(stage: str, params: Params) -> bool:
+    """Whether a per-arm stage (`ppo@hybrid`, `evaluate@base`, ...) is one of the configured arms': a record or curve
+    left behind by an arm since removed from params.yaml must not count."""
+    kind, _, arm = stage.partition("@")
+    arms = {"ppo": params.ppo.arms, "grpo": params.grpo.arms, "evaluate": params.evaluate.arms}.get(kind)
+    return not arm or arms is None or arm in arms
+
+
+def stage_records(params: Params) -> dict[str, dict[str, Any]]:
+    """The compute record of every stage of the configured pipeline (metrics/compute/*.json), each with its cost."""
     c = params.cost
     stages: dict[str, dict[str, Any]] = {}
     for f in sorted(Path("metrics/compute").glob("*.json")):
         rec = load_record(f)
-        rec["usd"] = money(rec, c.usd_per_cpu_hour, c.usd_per_gpu_hour)
-        stages[rec["stage"]] = rec
+        if configured(rec["stage"], params):
+            rec["usd"] = money(rec, c.usd_per_cpu_hour, c.usd_per_gpu_hour)
+            stages[rec["stage"]] = rec
+    return stages
+
+
+def account(params: Params) -> dict[str, Any]:
+    stages = stage_records(params)
     arms: dict[str, dict[str, Any]] = {}
     for arm, model_dir in params.evaluate.arms.items():
         parts = training_stages(model_dir)
@@ -156,7 +171,10 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     interval from resampling the curve's items (all their languages together)."""
     cc = params.cost
     curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path("metrics/curves").glob("*.json"))}
-    curves = {a: c for a, c in curves.items() if c["points"] and c["points"][0]["harmful_rate"] is not None}
+    rl_arms = {**params.ppo.arms, **params.grpo.arms}
+    curves = {
+        a: c for a, c in curves.items() if a in rl_arms and c["points"] and c["points"][0]["harmful_rate"] is not None
+    }
     if "pure_rl" not in curves:
         return {
             "note": "no safety curve for pure_rl (no curve items in a validated language, or the arm is not configured)"

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from safealign.generation import length_batches
 from safealign.io import cache_dir
 
 log = logging.getLogger(__name__)
@@ -263,11 +264,9 @@ def score(
     ]
     tok.truncation_side = "left"  # keep the response (the end); a long prompt loses its start instead
     ids = tok(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = [0.0] * len(texts)
     model.eval()
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in length_batches([len(x) for x in ids], batch_size):
         enc = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt", padding=True)
         for i, v in zip(idx, model(**enc.to(model.device)).logits[:, 0].tolist()):
             out[i] = v

@@ -27,7 +27,7 @@ def collect(root: Path, arms: list[str]) -> dict[str, Any]:
         "eval": {a: m for a in arms if (m := load(root / "metrics/eval" / f"{a}.json"))},
         "cost": load(root / "metrics/cost.json") or {"arms": {}},
         "headline": load(root / "metrics/headline.json") or {},
-        "curves": {p.stem: load(p) for p in sorted((root / "metrics/curves").glob("*.json"))},
+        "curves": {p.stem: load(p) for p in sorted((root / "metrics/curves").glob("*.json")) if p.stem in arms},
         "detection": load(root / "metrics/detection.json"),
         "judge": load(root / "metrics/judge.json"),
     }
