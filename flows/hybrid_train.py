@@ -83,7 +83,11 @@ def params_overrides(repo: Path, overrides: dict[str, Any]):
         shutil.move(backup, path)
 
 
-@flow(name="hybrid-train", log_prints=True)
+# log_prints stays off: Prefect's print patch ignores a swapped sys.stdout, so code that captures print output to
+# read it back got nothing and the text went to the run's log instead (datasets hashes a map function with dill,
+# whose nestedglobals reads `dis.dis` output that way: hundreds of disassembly lines per SFT stage). Stages log
+# through `logging`, which the tasks forward; a failing stage's error comes back in the task's exception.
+@flow(name="hybrid-train", log_prints=False)
 def hybrid_train(
     overrides: dict[str, Any] | None = None,
     force: bool = False,
