@@ -34,7 +34,7 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
     leads with the headline; the flow and a plain `dvc repro` share one cache and lock."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
     state = hybrid_train(repo_dir=str(repo), return_state=True)
@@ -61,7 +61,7 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
         )
         # the run's log has every stage's own log lines and none of the disassembly that Prefect's print patch used
         # to divert from dill (datasets hashing SFT's map function): see log_prints in flows/hybrid_train.py
-        APILogHandler.flush()
+        APILogWorker.drain_all(timeout=30)
         run_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
         logs: list = []
         while not logs or len(logs) % 200 == 0:
