@@ -15,7 +15,8 @@ Three ways to run the same stages in DVC's order, each in a fresh interpreter on
 On the workspace each way also prints the sum of the stages' metered wall time (metrics/compute/*.json, written by
 that way's run) and the rest, which is what the orchestration adds: the A/B that does not depend on the noise of
 the stages themselves. The workspace's outputs are recomputed (identical but for the compute records); check the
-committed ones out again afterwards (`git checkout -- metrics reports dvc.lock && dvc checkout`).
+committed ones out again afterwards (`git checkout HEAD -- metrics reports dvc.lock && dvc checkout`: HEAD, since
+DVC stages the new dvc.lock in git's index).
 """
 
 import json
