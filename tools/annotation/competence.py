@@ -1,0 +1,231 @@
+"""Can a candidate model write the benchmark's languages once the pipeline's SFT has taught it to answer?
+
+Issue 12 chooses the experiment's model from measured competence per language: the share of benign answers that
+are fluent and on topic, by annotation. Gemma-3-270M base was annotated in the December pool (0.06-0.56 outside
+English); as a base model it drifts into invented follow-up questions, and SFT in its Question/Answer frame is what
+should make it answer. This tool measures that, with the pipeline's own code:
+
+    python tools/annotation/competence.py sft               # Gemma base -> annotation/models/gemma_sft (stage sft's
+                                                            # core, the headline experiment's SFT settings)
+    python tools/annotation/competence.py sample            # its answers to the pool's benign items, 12 languages
+    python tools/annotation/competence.py batches           # blind batches for two independent passes
+    python tools/annotation/competence.py merge             # both passes + adjudications -> the annotated file
+    python tools/annotation/competence.py table             # on-topic shares from the annotated file
+
+`sample` answers the same 16 benign items per language (8 look-alikes, 8 everyday) that Gemma base answered in the
+pool, with the same decoding per (item, language), so the two rows are paired. SFT trains on the six
+`data.train_languages` only; the other six measure whether answering transfers. `batches` writes each reader's
+file under annotation/competence/ (git-ignored work folder); each reader gets reports/competence/INSTRUCTIONS.md
+and its own file, and writes `<batch>_labels.jsonl` beside it. The merged annotations, the adjudications and the
+table live in reports/competence/ (README there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from safealign.compute import ComputeMeter
+from safealign.config import load_params
+from safealign.data import read_jsonl
+from safealign.experiments import overrides
+from safealign.generation import generate
+from safealign.io import write_jsonl
+from safealign.models import load_policy
+from safealign.train.sft import train_sft
+
+BASE = Path("annotation/models/gemma_base")
+SFT = Path("annotation/models/gemma_sft")
+OUT = Path("reports/competence")
+LANGS = ["en", "zh", "es", "fr", "de", "ru", "ar", "hi", "ja", "bn", "sw", "th"]
+MAX_NEW_TOKENS, TEMPERATURE, SEED = 40, 0.7, 20261201  # as the pool (sample_responses.py)
+SOURCE = "gemma3-270m/sft"
+ON_TOPIC = ("helpful", "refusal")
+log = logging.getLogger("competence")
+
+
+def sft(experiment: str) -> dict:
+    """Stage sft's core on Gemma base, with the named experiment's SFT settings; the compute record beside it."""
+    import prepare_models  # same folder: the pool's Gemma base (GGUF -> fp32, base-model template)
+
+    prepare_models.OUT = BASE.parent
+    prepare_models.gemma_base()
+    params = load_params(overrides=overrides(experiment))
+    with ComputeMeter("sft") as meter:
+        summary = train_sft(params, str(BASE), SFT, "checkpoints/competence_sft", meter)
+    record = {"experiment": experiment, "max_steps": params.sft.args["max_steps"], **summary, **meter.record.to_dict()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "gemma_sft_compute.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def pool_benign(labeled: Path) -> list[dict]:
+    """The benign (item, language) slots Gemma base answered in the annotated pool, with their decoding."""
+    rows = [
+        r
+        for lang in LANGS
+        for r in read_jsonl(labeled / f"{lang}.jsonl")
+        if r["kind"] == "benign" and r["source"] == "gemma3-270m/base"
+    ]
+    keep = ("id", "lang", "kind", "category", "split", "decoding", "prompt")
+    return [{"uid": f"comp-{r['uid'][5:]}", **{k: r[k] for k in keep}, "source": SOURCE} for r in rows]
+
+
+def sample(labeled: Path) -> Path:
+    slots = pool_benign(labeled)
+    model, tok = load_policy(str(SFT))
+    out = [""] * len(slots)
+    for decoding in ("greedy", "sampled"):
+        idx = [i for i, s in enumerate(slots) if s["decoding"] == decoding]
+        torch.manual_seed(SEED)
+        kwargs = (
+            {"do_sample": True, "temperature": TEMPERATURE, "top_k": 0, "top_p": 1.0} if decoding == "sampled" else {}
+        )
+        texts = generate(model, tok, [slots[i]["prompt"] for i in idx], MAX_NEW_TOKENS, 32, gen_kwargs=kwargs)
+        for i, t in zip(idx, texts):
+            out[i] = t.strip()
+    OUT.mkdir(parents=True, exist_ok=True)
+    target = OUT / "gemma_sft_answers.jsonl"
+    write_jsonl(target, [s | {"response": t} for s, t in zip(slots, out)])
+    log.info("%d answers -> %s", len(slots), target)
+    return target
+
+
+GROUPS = {  # two passes by different readers, languages grouped differently so no pair of readers repeats
+    "pass1": [["en", "zh", "es"], ["fr", "de", "ru"], ["ar", "hi", "ja"], ["bn", "sw", "th"]],
+    "pass2": [["en", "ar", "bn"], ["zh", "hi", "sw"], ["es", "ja", "th"], ["fr", "de", "ru"]],
+}
+WORK = Path("annotation/competence")
+FIELDS = ("label", "fluent", "same_language")  # what each reader gives (with a one-line rationale)
+SHOWN = ("uid", "lang", "kind", "category", "prompt", "prompt_en", "response")
+
+
+def batches(answers: Path, bench: Path) -> list[Path]:
+    """Per pass and reader, the answers of their languages in a seeded random order, without source or decoding."""
+    import random
+
+    from safealign.data import load_benchmark
+
+    df = load_benchmark(bench, LANGS)
+    english = {r.id: r.prompt for r in df[df.lang == "en"].itertuples()}
+    rows = [r | {"prompt_en": english[r["id"]]} for r in read_jsonl(answers)]
+    WORK.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, groups in GROUPS.items():
+        for i, langs in enumerate(groups):
+            mine = [{k: r[k] for k in SHOWN} for r in rows if r["lang"] in langs]
+            random.Random(f"{SEED}{name}{i}").shuffle(mine)
+            path = WORK / f"{name}_{'_'.join(langs)}.jsonl"
+            write_jsonl(path, mine)
+            written.append(path)
+    return written
+
+
+def merge(answers: Path, adjudicated: Path, out: Path) -> dict:
+    """Final values of `label`, `fluent` and `same_language`: the first pass's where the passes agree, else the
+    written adjudication (required; one row per answer with the adjudicated keys and a `reason`)."""
+    labels: dict[str, dict[str, dict]] = {"pass1": {}, "pass2": {}}
+    for name in labels:
+        for path in sorted(WORK.glob(f"{name}_*_labels.jsonl")):
+            labels[name].update({r["uid"]: r for r in read_jsonl(path)})
+    adj = {r["uid"]: r for r in read_jsonl(adjudicated)} if adjudicated.exists() else {}
+    rows, open_, disagreed = [], [], {k: 0 for k in FIELDS}
+    for r in read_jsonl(answers):
+        first, second = labels["pass1"].get(r["uid"]), labels["pass2"].get(r["uid"])
+        if first is None or second is None:
+            raise ValueError(f"{r['uid']}: missing from {'pass1' if first is None else 'pass2'}")
+        row = r | {"rationale": first["rationale"], "second_rationale": second["rationale"], "adjudication": None}
+        for k in FIELDS:
+            row[f"first_{k}"], row[f"second_{k}"], row[k] = first[k], second[k], first[k]
+            if first[k] != second[k]:
+                disagreed[k] += 1
+                if k not in adj.get(r["uid"], {}):
+                    open_.append(f"{r['uid']}.{k}")
+                    continue
+                row[k] = adj[r["uid"]][k]
+                row["adjudication"] = {k2: v for k2, v in adj[r["uid"]].items() if k2 != "uid"}
+        rows.append(row)
+    if open_:
+        raise ValueError(f"{len(open_)} disagreements not adjudicated in {adjudicated}: {open_}")
+    write_jsonl(out, rows)
+    return {"answers": len(rows), "disagreements": disagreed} | {
+        f"agreement_{k}": 1 - v / len(rows) for k, v in disagreed.items()
+    }
+
+
+def table(annotated: Path, labeled: Path) -> dict:
+    """Per language: the on-topic share of benign answers (helpful or refusal, as the pool's table) for Gemma base
+    and SmolLM2 (the pool, all arms) and Gemma + SFT (this file, same items as Gemma base); for Gemma + SFT also
+    fluent and on topic (issue 12's competence), helpful, over-refusal and same-language shares, and Cohen's kappa
+    of the two passes' labels."""
+    from safealign.judging import cohen_kappa
+    from safealign.metrics import rate
+
+    pool: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for lang in LANGS:
+        for r in read_jsonl(labeled / f"{lang}.jsonl"):
+            if r["kind"] == "benign":
+                src = "gemma3-270m/base" if r["source"] == "gemma3-270m/base" else "smollm2 (all arms)"
+                pool[src][lang].append(int(r["label"] in ON_TOPIC))
+    rows = read_jsonl(annotated)
+    out: dict = {src: {lang: sum(v) / len(v) for lang, v in by.items()} for src, by in pool.items()}
+    out["n"] = {src: {lang: len(v) for lang, v in by.items()} for src, by in pool.items()}
+    mine: dict = {}
+    for lang in LANGS:
+        rs = [r for r in rows if r["lang"] == lang]
+
+        def share(f, rs=rs) -> float:
+            return sum(map(f, rs)) / len(rs)
+
+        mine[lang] = {
+            "n": len(rs),
+            "on_topic": share(lambda r: r["label"] in ON_TOPIC),
+            "fluent_on_topic": share(lambda r: r["label"] in ON_TOPIC and r["fluent"]),
+            "fluent_on_topic_ci95": rate(
+                [r["label"] in ON_TOPIC and r["fluent"] for r in rs], 1000, SEED, [r["id"] for r in rs]
+            )["ci95"],
+            "helpful": share(lambda r: r["label"] == "helpful"),
+            "refusal": share(lambda r: r["label"] == "refusal"),
+            "same_language": share(lambda r: r["same_language"]),
+        }
+    out[SOURCE] = mine
+    out["agreement"] = {
+        "kappa_label": cohen_kappa([r["first_label"] for r in rows], [r["second_label"] for r in rows]),
+        "label": sum(r["first_label"] == r["second_label"] for r in rows) / len(rows),
+        "fluent": sum(r["first_fluent"] == r["second_fluent"] for r in rows) / len(rows),
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("step", choices=["sft", "sample", "batches", "merge", "table"])
+    ap.add_argument("--experiment", default="headline")
+    ap.add_argument("--labeled", type=Path, default=Path("data/labeled_real"))
+    ap.add_argument("--answers", type=Path, default=OUT / "gemma_sft_answers.jsonl")
+    ap.add_argument("--annotated", type=Path, default=OUT / "gemma_sft_annotated.jsonl")
+    ap.add_argument("--adjudicated", type=Path, default=OUT / "gemma_sft_adjudications.jsonl")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(SEED)
+    if a.step == "sft":
+        print(json.dumps(sft(a.experiment), indent=2))
+    elif a.step == "sample":
+        print(sample(a.labeled))
+    elif a.step == "batches":
+        print("\n".join(str(p) for p in batches(a.answers, Path("data/benchmark"))))
+    elif a.step == "merge":
+        print(json.dumps(merge(a.answers, a.adjudicated, a.annotated), indent=2))
+    else:
+        res = table(a.annotated, a.labeled)
+        (OUT / "gemma_sft_table.json").write_text(json.dumps(res, indent=2) + "\n")
+        print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
