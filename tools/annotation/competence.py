@@ -8,7 +8,9 @@ should make it answer. This tool measures that, with the pipeline's own code:
     python tools/annotation/competence.py sft               # Gemma base -> annotation/models/gemma_sft (stage sft's
                                                             # core, the headline experiment's SFT settings)
     python tools/annotation/competence.py sample            # its answers to the pool's benign items, 12 languages
+    python tools/annotation/competence.py sample --every    # then every other benign item too (36 per language)
     python tools/annotation/competence.py batches           # blind batches for two independent passes
+    python tools/annotation/competence.py batches --round r2   # the answers no round has labeled yet
     python tools/annotation/competence.py merge             # both passes + adjudications -> the annotated file
     python tools/annotation/competence.py table             # on-topic shares from the annotated file
 
@@ -76,12 +78,40 @@ def pool_benign(labeled: Path) -> list[dict]:
     return [{"uid": f"comp-{r['uid'][5:]}", **{k: r[k] for k in keep}, "source": SOURCE} for r in rows]
 
 
-def sample(labeled: Path) -> Path:
+def every_benign(labeled: Path, bench: Path) -> list[dict]:
+    """The pool's slots, then every other benign item of both splits in every language (decoding from the uid's
+    last hex digit, as the pool's)."""
+    import hashlib
+
+    from safealign.data import load_benchmark
+
     slots = pool_benign(labeled)
+    have = {(s["id"], s["lang"]) for s in slots}
+    df = load_benchmark(bench, LANGS)
+    for r in df[df.kind == "benign"].sort_values(["lang", "id"]).itertuples():
+        if (r.id, r.lang) in have:
+            continue
+        uid = "comp-" + hashlib.sha1(f"{r.id}|{r.lang}|{SOURCE}".encode()).hexdigest()[:10]
+        decoding = "greedy" if int(uid[-1], 16) % 2 == 0 else "sampled"
+        keep = {"id": r.id, "lang": r.lang, "kind": r.kind, "category": r.category, "split": r.split}
+        slots.append({"uid": uid, **keep, "decoding": decoding, "prompt": r.prompt, "source": SOURCE})
+    return slots
+
+
+def sample(labeled: Path, every: bool) -> Path:
+    """Answers of Gemma + SFT to the pool's benign slots (or, with `every`, to every benign item), appended to the
+    answers file; slots answered already are kept as they are."""
+    target = OUT / "gemma_sft_answers.jsonl"
+    done = read_jsonl(target) if target.exists() else []
+    answered = {r["uid"] for r in done}
+    slots = every_benign(labeled, Path("data/benchmark")) if every else pool_benign(labeled)
+    slots = [s for s in slots if s["uid"] not in answered]
     model, tok = load_policy(str(SFT))
     out = [""] * len(slots)
     for decoding in ("greedy", "sampled"):
         idx = [i for i, s in enumerate(slots) if s["decoding"] == decoding]
+        if not idx:
+            continue
         torch.manual_seed(SEED)
         kwargs = (
             {"do_sample": True, "temperature": TEMPERATURE, "top_k": 0, "top_p": 1.0} if decoding == "sampled" else {}
@@ -90,9 +120,8 @@ def sample(labeled: Path) -> Path:
         for i, t in zip(idx, texts):
             out[i] = t.strip()
     OUT.mkdir(parents=True, exist_ok=True)
-    target = OUT / "gemma_sft_answers.jsonl"
-    write_jsonl(target, [s | {"response": t} for s, t in zip(slots, out)])
-    log.info("%d answers -> %s", len(slots), target)
+    write_jsonl(target, done + [s | {"response": t} for s, t in zip(slots, out)])
+    log.info("%d new answers -> %s (%d in all)", len(slots), target, len(done) + len(slots))
     return target
 
 
@@ -105,22 +134,24 @@ FIELDS = ("label", "fluent", "same_language")  # what each reader gives (with a 
 SHOWN = ("uid", "lang", "kind", "category", "prompt", "prompt_en", "response")
 
 
-def batches(answers: Path, bench: Path) -> list[Path]:
-    """Per pass and reader, the answers of their languages in a seeded random order, without source or decoding."""
+def batches(answers: Path, bench: Path, round_: str) -> list[Path]:
+    """Per pass and reader, the answers of their languages not yet labeled in any earlier round, in a seeded random
+    order, without source or decoding."""
     import random
 
     from safealign.data import load_benchmark
 
     df = load_benchmark(bench, LANGS)
     english = {r.id: r.prompt for r in df[df.lang == "en"].itertuples()}
-    rows = [r | {"prompt_en": english[r["id"]]} for r in read_jsonl(answers)]
+    labeled = {r["uid"] for path in WORK.glob("pass*_labels.jsonl") for r in read_jsonl(path)}
+    rows = [r | {"prompt_en": english[r["id"]]} for r in read_jsonl(answers) if r["uid"] not in labeled]
     WORK.mkdir(parents=True, exist_ok=True)
     written = []
     for name, groups in GROUPS.items():
         for i, langs in enumerate(groups):
             mine = [{k: r[k] for k in SHOWN} for r in rows if r["lang"] in langs]
-            random.Random(f"{SEED}{name}{i}").shuffle(mine)
-            path = WORK / f"{name}_{'_'.join(langs)}.jsonl"
+            random.Random(f"{SEED}{name}{round_}{i}").shuffle(mine)
+            path = WORK / f"{name}{round_}_{'_'.join(langs)}.jsonl"
             write_jsonl(path, mine)
             written.append(path)
     return written
@@ -131,7 +162,7 @@ def merge(answers: Path, adjudicated: Path, out: Path) -> dict:
     written adjudication (required; one row per answer with the adjudicated keys and a `reason`)."""
     labels: dict[str, dict[str, dict]] = {"pass1": {}, "pass2": {}}
     for name in labels:
-        for path in sorted(WORK.glob(f"{name}_*_labels.jsonl")):
+        for path in sorted(WORK.glob(f"{name}*_labels.jsonl")):  # every round
             labels[name].update({r["uid"]: r for r in read_jsonl(path)})
     adj = {r["uid"]: r for r in read_jsonl(adjudicated)} if adjudicated.exists() else {}
     rows, open_, disagreed = [], [], {k: 0 for k in FIELDS}
@@ -189,6 +220,10 @@ def table(annotated: Path, labeled: Path) -> dict:
             "fluent_on_topic_ci95": rate(
                 [r["label"] in ON_TOPIC and r["fluent"] for r in rs], 1000, SEED, [r["id"] for r in rs]
             )["ci95"],
+            "writes_language": share(lambda r: r["label"] in ON_TOPIC and r["fluent"] and r["same_language"]),
+            "eval_items_fluent_on_topic": rate(
+                [r["label"] in ON_TOPIC and r["fluent"] for r in rs if r["split"] == "eval"], 1000, SEED
+            ),
             "helpful": share(lambda r: r["label"] == "helpful"),
             "refusal": share(lambda r: r["label"] == "refusal"),
             "same_language": share(lambda r: r["same_language"]),
@@ -206,6 +241,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("step", choices=["sft", "sample", "batches", "merge", "table"])
     ap.add_argument("--experiment", default="headline")
+    ap.add_argument(
+        "--every", action="store_true", help="sample: every benign item (36 per language), not the pool's 16"
+    )
+    ap.add_argument("--round", default="", help="batches: a name for a later round, e.g. r2 (files pass1r2_...)")
     ap.add_argument("--labeled", type=Path, default=Path("data/labeled_real"))
     ap.add_argument("--answers", type=Path, default=OUT / "gemma_sft_answers.jsonl")
     ap.add_argument("--annotated", type=Path, default=OUT / "gemma_sft_annotated.jsonl")
@@ -216,9 +255,9 @@ def main() -> None:
     if a.step == "sft":
         print(json.dumps(sft(a.experiment), indent=2))
     elif a.step == "sample":
-        print(sample(a.labeled))
+        print(sample(a.labeled, a.every))
     elif a.step == "batches":
-        print("\n".join(str(p) for p in batches(a.answers, Path("data/benchmark"))))
+        print("\n".join(str(p) for p in batches(a.answers, Path("data/benchmark"), a.round)))
     elif a.step == "merge":
         print(json.dumps(merge(a.answers, a.adjudicated, a.annotated), indent=2))
     else:
