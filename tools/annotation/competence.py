@@ -31,21 +31,19 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from sample_responses import SEED, answer  # same folder (run as a script): the pool's sampler, seeds and length
 
 from safealign.compute import ComputeMeter
 from safealign.config import load_params
 from safealign.data import read_jsonl
 from safealign.experiments import overrides
-from safealign.generation import generate
 from safealign.io import write_jsonl
-from safealign.models import load_policy
 from safealign.train.sft import train_sft
 
 BASE = Path("annotation/models/gemma_base")
 SFT = Path("annotation/models/gemma_sft")
 OUT = Path("reports/competence")
 LANGS = ["en", "zh", "es", "fr", "de", "ru", "ar", "hi", "ja", "bn", "sw", "th"]
-MAX_NEW_TOKENS, TEMPERATURE, SEED = 40, 0.7, 20261201  # as the pool (sample_responses.py)
 SOURCE = "gemma3-270m/sft"
 ON_TOPIC = ("helpful", "refusal")
 log = logging.getLogger("competence")
@@ -53,7 +51,7 @@ log = logging.getLogger("competence")
 
 def sft(experiment: str) -> dict:
     """Stage sft's core on Gemma base, with the named experiment's SFT settings; the compute record beside it."""
-    import prepare_models  # same folder: the pool's Gemma base (GGUF -> fp32, base-model template)
+    import prepare_models  # the pool's Gemma base (GGUF -> fp32, base-model template)
 
     prepare_models.OUT = BASE.parent
     prepare_models.gemma_base()
@@ -106,19 +104,7 @@ def sample(labeled: Path, every: bool) -> Path:
     answered = {r["uid"] for r in done}
     slots = every_benign(labeled, Path("data/benchmark")) if every else pool_benign(labeled)
     slots = [s for s in slots if s["uid"] not in answered]
-    model, tok = load_policy(str(SFT))
-    out = [""] * len(slots)
-    for decoding in ("greedy", "sampled"):
-        idx = [i for i, s in enumerate(slots) if s["decoding"] == decoding]
-        if not idx:
-            continue
-        torch.manual_seed(SEED)
-        kwargs = (
-            {"do_sample": True, "temperature": TEMPERATURE, "top_k": 0, "top_p": 1.0} if decoding == "sampled" else {}
-        )
-        texts = generate(model, tok, [slots[i]["prompt"] for i in idx], MAX_NEW_TOKENS, 32, gen_kwargs=kwargs)
-        for i, t in zip(idx, texts):
-            out[i] = t.strip()
+    out = [t.strip() for t in answer(str(SFT), slots, base_model=False)]  # the pool's decoding, seeds and length
     OUT.mkdir(parents=True, exist_ok=True)
     write_jsonl(target, done + [s | {"response": t} for s, t in zip(slots, out)])
     log.info("%d new answers -> %s (%d in all)", len(slots), target, len(done) + len(slots))
