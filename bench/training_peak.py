@@ -3,8 +3,8 @@ the same run, and where a PPO update's time goes.
 
 FLOPs are the compute meter's (safealign.compute: real tokens only, LoRA at ~4N per trained token, padding counted
 apart), the same numbers the stages log. SFT and reward are timed as the stages run them (train_sft / train_reward
-with their model loading); PPO is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with
-timers on its parts. Needs models/ from a run (base, sft, reward). Usage, from the repository root:
+with their model loading) and inside the trainer's train() (the same FLOPs: loading runs no metered forward); PPO
+is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with timers on its parts. Needs models/ from a run (base, sft, reward). Usage, from the repository root:
 
     python bench/training_peak.py [--sft-steps 8] [--reward-steps 8] [--ppo-updates 2]   # 0 skips a part
 """
@@ -28,12 +28,33 @@ from safealign.compute import ComputeMeter  # noqa: E402
 from safealign.config import load_params  # noqa: E402
 
 
-def stage(fn, p) -> tuple[float, float, int]:
-    """(wall s, FLOPs, padding tokens) of a training core run as its stage runs it."""
-    with tempfile.TemporaryDirectory() as tmp, ComputeMeter("bench") as meter:
-        fn(p, paths.BASE, Path(tmp) / "out", tmp, meter)
+def stage(fn, p) -> tuple[float, float, int, float]:
+    """(wall s, FLOPs, padding tokens, s inside the trainer's train()) of a training core run as its stage runs
+    it. Loading the model and the data costs no metered FLOPs, so FLOPs / train() seconds is the training rate."""
+    from transformers import Trainer
+
+    inner, depth = [0.0], [0]
+    train = Trainer.train
+
+    @functools.wraps(train)
+    def timed_train(self, *a, **k):  # the outermost call only (SFTTrainer and RewardTrainer may call up)
+        depth[0] += 1
+        t = time.perf_counter()
+        try:
+            return train(self, *a, **k)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                inner[0] += time.perf_counter() - t
+
+    Trainer.train = timed_train
+    try:
+        with tempfile.TemporaryDirectory() as tmp, ComputeMeter("bench") as meter:
+            fn(p, paths.BASE, Path(tmp) / "out", tmp, meter)
+    finally:
+        Trainer.train = train
     r = meter.record
-    return r.wall_s, r.flops, r.padding_tokens
+    return r.wall_s, r.flops, r.padding_tokens, inner[0]
 
 
 def ppo_updates(p, updates: int) -> tuple[float, float, int, dict[str, float]]:
@@ -109,10 +130,11 @@ def main() -> None:
             f"({flops / wall / peak:5.1%} of peak)  padding tokens {padding}"
         )
 
-    if a.sft_steps:
-        line(f"SFT, {a.sft_steps} steps (with loading)", *stage(train_sft, p))
-    if a.reward_steps:
-        line(f"reward, {a.reward_steps} steps (with loading)", *stage(train_reward, p))
+    for name, steps, fn in (("SFT", a.sft_steps, train_sft), ("reward", a.reward_steps, train_reward)):
+        if steps:
+            wall, flops, padding, inner = stage(fn, p)
+            line(f"{name}, {steps} steps (with loading)", wall, flops, padding)
+            line(f"{name}, {steps} steps (train() only)", inner, flops, padding)
     if not a.ppo_updates:
         return
     wall, flops, padding, parts = ppo_updates(p, a.ppo_updates)
