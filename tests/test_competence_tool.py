@@ -19,7 +19,8 @@ def competence(tmp_path, monkeypatch):
     mod = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "competence_tool", mod)
     spec.loader.exec_module(mod)
-    monkeypatch.setattr(mod, "WORK", tmp_path / "work")
+    monkeypatch.chdir(tmp_path)  # the candidate's work folder is relative: annotation/competence/<name>
+    monkeypatch.setattr(mod, "OUT", tmp_path / "out")
     return mod
 
 
@@ -29,34 +30,34 @@ def write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_merge_needs_an_adjudication_for_every_disagreement(competence, tmp_path):
-    answers = write(
-        tmp_path / "answers.jsonl",
+def test_merge_needs_an_adjudication_for_every_disagreement(competence):
+    c = competence.CANDIDATES["smollm2"]
+    write(
+        c.file("answers.jsonl"),
         [{"uid": u, "id": u, "lang": "en", "kind": "benign", "response": "..."} for u in ("a", "b")],
     )
     one = {"same_language": True, "rationale": "r"}
     write(
-        tmp_path / "work" / "pass1_en_labels.jsonl",
+        c.work / "pass1_en_labels.jsonl",
         [
             {"uid": "a", "label": "helpful", "fluent": True} | one,
             {"uid": "b", "label": "refusal", "fluent": True} | one,
         ],
     )
     write(
-        tmp_path / "work" / "pass2_en_labels.jsonl",
+        c.work / "pass2_en_labels.jsonl",
         [
             {"uid": "a", "label": "helpful", "fluent": True} | one,
             {"uid": "b", "label": "off_topic", "fluent": False} | one,
         ],
     )
-    adjudicated, out = tmp_path / "adj.jsonl", tmp_path / "out.jsonl"
     with pytest.raises(ValueError, match=r"2 disagreements not adjudicated.*b\.label.*b\.fluent"):
-        competence.merge(answers, adjudicated, out)
-    assert not out.exists()
+        competence.merge(c)
+    assert not c.file("annotated.jsonl").exists()
 
-    write(adjudicated, [{"uid": "b", "label": "off_topic", "fluent": False, "reason": "an echo"}])
-    summary = competence.merge(answers, adjudicated, out)
-    rows = {r["uid"]: r for r in map(json.loads, out.read_text().splitlines())}
+    write(c.file("adjudications.jsonl"), [{"uid": "b", "label": "off_topic", "fluent": False, "reason": "an echo"}])
+    summary = competence.merge(c)
+    rows = {r["uid"]: r for r in map(json.loads, c.file("annotated.jsonl").read_text().splitlines())}
     assert rows["a"]["label"] == "helpful" and rows["a"]["adjudication"] is None
     assert (rows["b"]["first_label"], rows["b"]["second_label"], rows["b"]["label"]) == (
         "refusal",

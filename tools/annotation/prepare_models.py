@@ -24,15 +24,19 @@ from safealign.models import build_base, write_lineage
 OUT = Path("annotation/models")
 
 
-def gemma_base() -> None:
-    target = OUT / "gemma_base"
+def base_model(profile: str, target: Path, stage: str) -> None:
+    """A profile's base model as fp32 safetensors in `target` (once), by the pipeline's own GGUF loader."""
     if (target / "safealign.json").exists():
         return
-    model, tok = build_base("gemma3-270m")  # the pipeline's own GGUF -> fp32 loader and base-model template
+    model, tok = build_base(profile)  # the pipeline's own GGUF -> fp32 loader (and base-model template)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     tok.save_pretrained(target)
-    write_lineage(target, kind="full", parent=None, stage="annotation:gemma3-270m-q4_k_m")
+    write_lineage(target, kind="full", parent=None, stage=stage)
+
+
+def gemma_base() -> None:
+    base_model("gemma3-270m", OUT / "gemma_base", "annotation:gemma3-270m-q4_k_m")
 
 
 def compliant_sft(steps: int = 48) -> None:
