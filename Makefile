@@ -49,7 +49,7 @@ run: data  ## the whole experiment on the default profile as one Prefect flow ru
 tiny: data  ## the whole pipeline on the named experiment `tiny` (random 2-layer model, 2 languages) as one flow run
 	$(PY) -m flows.hybrid_train --experiment tiny
 
-headline: data  ## the named headline experiment (configs/experiments/headline.yaml; <= 90 min on 2 cores) as one flow run
+headline: data setup-gemma  ## the named headline experiment (configs/experiments/headline.yaml: Gemma-3-270M; <= 90 min on 2 cores) as one flow run
 	$(PY) -m flows.hybrid_train --experiment headline
 
 repro: data  ## the same experiment as a plain `dvc repro`
