@@ -39,10 +39,11 @@ TASKS = {
     "sft": steps.train_sft,
     "reward": steps.train_reward,
     "ppo": steps.train_ppo,
+    "ppo_equal": steps.train_ppo,
     "evaluate": steps.evaluate,
     "cost": steps.account_cost,
 }
-PER_ARM = {"ppo", "evaluate"}
+PER_ARM = {"ppo", "ppo_equal", "evaluate"}
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -46,7 +46,7 @@ def summary_markdown(repo: Path, arms: list[str], ran: dict[str, bool], report_l
         "",
         "| figure | measured (95% interval) | paper |",
         "|---|---|---|",
-        f"| harmful-rate reduction | "
+        f"| harmful-rate reduction ({head.get('basis', 'configured_budget').replace('_', ' ')}) | "
         f"{pct(head.get('harmful_rate_reduction_vs_pure_rl'))}{ci(head.get('harmful_rate_reduction_ci95'))} | 42% |",
         f"| compute saving at matched safety | "
         f"{pct(ms.get('compute_saving_to_target'))}{ci(ms.get('compute_saving_to_target_ci95'))} | 37% |",

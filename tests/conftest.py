@@ -51,12 +51,14 @@ TINY_OVERRIDES = {
     "ppo.checkpoint_every": 1,
     # the default run leaves GRPO to the headline experiment; the tiny run wires every arm
     "grpo.arms": {"hybrid_grpo": "models/sft"},
+    "ppo.equal_compute": {"pure_rl_equal": "models/base"},
     "evaluate.arms": {
         "base": "models/base",
         "sft_only": "models/sft",
         "pure_rl": "models/ppo/pure_rl",
         "hybrid": "models/ppo/hybrid",
         "hybrid_grpo": "models/grpo/hybrid_grpo",
+        "pure_rl_equal": "models/ppo/pure_rl_equal",
     },
 }
 

@@ -93,12 +93,25 @@ def test_named_experiment_tiny_is_small_and_valid():
 
 @pytest.mark.parametrize("name", ["tiny", "headline"])
 def test_named_experiments_wire_every_arm(name):
-    """The default run leaves the GRPO arm out (it stays within 30 min); `tiny` and `headline` train and evaluate it."""
+    """The default run leaves the GRPO and equal-compute arms out (it stays within 30 min); `tiny` and `headline`
+    train and evaluate them."""
     from safealign import experiments
 
     p = load_params(ROOT / "params.yaml", experiments.overrides(name, ROOT))
     assert p.grpo.arms == {"hybrid_grpo": "models/sft"} and p.evaluate.arms["hybrid_grpo"] == "models/grpo/hybrid_grpo"
-    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"}
+    assert p.ppo.equal_compute == {"pure_rl_equal": "models/base"}
+    assert p.evaluate.arms["pure_rl_equal"] == "models/ppo/pure_rl_equal"
+    assert set(p.evaluate.arms) == {"base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo", "pure_rl_equal"}
+    assert not load_params(ROOT / "params.yaml").ppo.equal_compute
+
+
+def test_equal_compute_arm_must_not_shadow_a_ppo_arm():
+    with pytest.raises(ConfigError, match="ppo.equal_compute names \\['pure_rl'\\]"):
+        load_params(ROOT / "params.yaml", {"ppo.equal_compute": {"pure_rl": "models/base"}})
+    with pytest.raises(ConfigError, match="needs ppo.arms pure_rl and hybrid"):
+        load_params(
+            ROOT / "params.yaml", {"ppo.equal_compute": {"x": "models/base"}, "ppo.arms": {"hybrid": "models/sft"}}
+        )
 
 
 def test_headline_experiment_is_the_bigger_run():

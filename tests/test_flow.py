@@ -47,14 +47,20 @@ def test_flow_runs_every_stage_as_a_task_and_shares_dvc_cache(harness, repo, mon
         "ppo@pure_rl",
         "ppo@hybrid",
         "grpo@hybrid_grpo",
+        "ppo_equal@pure_rl_equal",
         "evaluate@hybrid",
         "prepare_model",
     } <= set(ran)
     assert all(ran.values())
     summary = result["summary"]  # the headline first (one section, at most 12 lines), then one row per arm
-    assert summary.startswith("## Headline: hybrid vs pure RL") and "| harmful-rate reduction |" in summary
+    assert (
+        summary.startswith("## Headline: hybrid vs pure RL")
+        and "| harmful-rate reduction (equal total compute) |" in summary
+    )
     assert summary.splitlines().index("## Arms (measured languages)") <= 12 and summary.count("## Headline") == 1
-    assert all(f"| {arm} | " in summary for arm in ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo"))
+    assert all(
+        f"| {arm} | " in summary for arm in ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo", "pure_rl_equal")
+    )
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))

@@ -9,7 +9,7 @@ import yaml
 
 from .conftest import dvc
 
-ARMS = ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo")
+ARMS = ("base", "sft_only", "pure_rl", "hybrid", "hybrid_grpo", "pure_rl_equal")
 
 
 def load(repo, path):
@@ -85,15 +85,40 @@ def test_cost_and_headline(tiny_repo):
     expected = 1 - cost["arms"]["hybrid"]["flops"] / cost["arms"]["pure_rl"]["flops"]
     assert head["compute_saving_vs_pure_rl"] == pytest.approx(expected)
     ms = head["matched_safety"]
-    assert set(ms["arms"]) == {"pure_rl", "hybrid", "hybrid_grpo"} and set(ms["vs_pure_rl"]) == {
+    assert set(ms["arms"]) == {"pure_rl", "hybrid", "hybrid_grpo", "pure_rl_equal"} and set(ms["vs_pure_rl"]) == {
         "hybrid",
         "hybrid_grpo",
+        "pure_rl_equal",
     }
     for arm, res in ms["vs_pure_rl"].items():
         reached = ms["arms"][arm]["reached_target"] and ms["arms"]["pure_rl"]["reached_target"]
         assert (res["compute_saving_to_target"] is not None) == reached, arm
         assert reached or "never reached the target" in res["note"]
         assert len(res["equal_rl_budget"]["difference_ci95"]) == 2
+
+
+def test_equal_compute_arm_gets_the_hybrids_compute(tiny_repo):
+    """ppo_equal@pure_rl_equal: pure RL from the base model with extra PPO updates for what the hybrid spent on SFT,
+    so its training FLOPs land within one update of the hybrid's; the headline's reduction is taken against it."""
+    cost = load(tiny_repo, "metrics/cost.json")["arms"]
+    rec = load(tiny_repo, "metrics/compute/ppo_pure_rl_equal.json")
+    budget = rec["extra"]["equal_compute"]
+    pure = load(tiny_repo, "metrics/compute/ppo_pure_rl.json")["extra"]["updates"]
+    assert sorted(cost["pure_rl_equal"]["stages"]) == ["ppo@pure_rl_equal", "reward"]
+    assert budget["pure_rl_updates"] == pure and budget["extra_updates"] >= 1
+    assert rec["extra"]["updates"] == budget["updates"] == pure + budget["extra_updates"]
+    assert budget["hybrid_training_flops"] == pytest.approx(cost["hybrid"]["flops"])
+    assert budget["pure_rl_training_flops"] == pytest.approx(cost["pure_rl"]["flops"])
+    assert abs(cost["pure_rl_equal"]["flops"] - cost["hybrid"]["flops"]) <= budget["flops_per_update"]
+    gap = lambda arm: abs(cost[arm]["flops"] - cost["hybrid"]["flops"])  # noqa: E731
+    assert gap("pure_rl_equal") < gap("pure_rl")  # the extra updates close the gap that SFT opened
+    head = load(tiny_repo, "metrics/headline.json")
+    eq = head["equal_compute"]
+    assert head["basis"] == "equal_total_compute" and eq["arm"] == "pure_rl_equal"
+    assert head["harmful_rate_reduction_vs_pure_rl"] == eq["harmful_rate_reduction"]
+    assert eq["compute_ratio_vs_hybrid"] == pytest.approx(cost["pure_rl_equal"]["flops"] / cost["hybrid"]["flops"])
+    assert "harmful_rate_reduction_vs_pure_rl_configured_budget" in head
+    assert load(tiny_repo, "models/ppo/pure_rl_equal/safealign.json")["parent"] == "models/base"
 
 
 def test_safety_curves(tiny_repo):
@@ -159,7 +184,9 @@ def test_report(tiny_repo):
     md = (tiny_repo / "reports/report.md").read_text()
     assert "## Headline: hybrid vs pure RL" in md and "| 42% |" in md and "## Arm minus reference" in md
     arms_plot = (tiny_repo / "metrics/plots/arms.csv").read_text().splitlines()
-    assert arms_plot[0].startswith("arm,measured_languages,harmful_rate") and len(arms_plot) == 1 + 5  # a bar per arm
+    assert arms_plot[0].startswith("arm,measured_languages,harmful_rate") and len(arms_plot) == 1 + len(
+        ARMS
+    )  # a bar per arm
 
 
 def test_noop_repro_is_fast_and_param_change_reruns_only_readers(tiny_repo):

@@ -4,8 +4,9 @@ An arm's training compute is the sum over the stages that made its model (its li
 plus the reward model its RL stage used. Headline figures:
   harmful_rate_reduction_vs_pure_rl = (HR_pure - HR_hybrid) / HR_pure          (paper: 42%)
   compute_saving_vs_pure_rl        = 1 - C_hybrid / C_pure, C = training FLOPs (paper: 37%)
-at the configured budgets, and at matched safety from the RL stages' safety curves (compute each arm needs to
-reach a target harmful rate). Only answers in languages measured for both arms count (safealign.evaluation), and
+at equal total training compute when `ppo.equal_compute` names a pure-RL arm given the hybrid's SFT compute as
+extra PPO updates (else at the configured budgets, which stay as secondary rows), and at matched safety from the RL
+stages' safety curves (compute each arm needs to reach a target harmful rate). Only answers in languages measured for both arms count (safealign.evaluation), and
 every resample draws whole items (an item's translations are one cluster).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from safealign import paths
 from safealign.compute import load_record, money
 from safealign.config import Params
 from safealign.metrics import _codes, _weights, paired_diff, ratio_ci
@@ -60,11 +62,36 @@ def prior_compute(model_dir: str, reward_dir: str | None) -> dict[str, Any]:
     }
 
 
+def training_flops(model_dir: str) -> float:
+    """Estimated training FLOPs of every stage that made `model_dir`, reward model included."""
+    return float(sum(load_record(f)["flops"] for _, f in training_stages(model_dir)))
+
+
+def equal_compute_budget(params: Params) -> dict[str, Any]:
+    """The PPO updates of an equal-compute arm (`ppo.equal_compute`): pure RL's configured updates plus as many
+    more as the hybrid's total training FLOPs exceed pure RL's (what the hybrid spent on SFT), at the FLOPs per
+    update that pure RL's own PPO run measured (metrics/compute/ppo_pure_rl.json). Rounded to whole updates, so
+    the match is as close as one update's compute; `equal_compute` in the headline reports how close it came."""
+    c_h, c_p = training_flops(paths.ppo_model("hybrid")), training_flops(paths.ppo_model("pure_rl"))
+    rec = load_record(paths.compute_record("ppo", "pure_rl"))
+    updates = int(rec["extra"]["updates"])
+    per_update = rec["flops"] / updates
+    extra = max(0, round((c_h - c_p) / per_update)) if per_update > 0 else 0
+    return {
+        "updates": updates + extra,
+        "extra_updates": extra,
+        "pure_rl_updates": updates,
+        "flops_per_update": per_update,
+        "hybrid_training_flops": c_h,
+        "pure_rl_training_flops": c_p,
+    }
+
+
 def configured(stage: str, params: Params) -> bool:
     """Whether a per-arm stage (`ppo@hybrid`, `evaluate@base`, ...) is one of the configured arms': a record or curve
     left behind by an arm since removed from params.yaml must not count."""
     kind, _, arm = stage.partition("@")
-    arms = {"ppo": params.ppo.arms, "grpo": params.grpo.arms, "evaluate": params.evaluate.arms}.get(kind)
+    arms = {"ppo": params.ppo.all_arms(), "grpo": params.grpo.arms, "evaluate": params.evaluate.arms}.get(kind)
     return not arm or arms is None or arm in arms
 
 
@@ -107,20 +134,52 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, kind: str, col: str) -> pd.DataFram
     return both.dropna(subset=[col, f"{col}_ref"])
 
 
-def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, Any]:
-    """Hybrid vs pure RL at the configured budgets, with item-clustered 95% intervals, next to the paper's."""
-    arms = params.evaluate.arms
-    if not {"hybrid", "pure_rl"} <= set(arms):
-        return {"note": "needs arms 'hybrid' and 'pure_rl' in evaluate.arms"}
-    both = paired(responses("hybrid"), responses("pure_rl"), "harmful", "harmful")
+def reduction(params: Params, ref: str, samples: int) -> dict[str, Any]:
+    """(HR_ref - HR_hybrid) / HR_ref on the harmful prompts both arms answered in languages measured for both,
+    with an item-clustered 95% interval; a note instead where it is undefined."""
+    both = paired(responses("hybrid"), responses(ref), "harmful", "harmful")
     h, p = both["harmful"].to_numpy(float), both["harmful_ref"].to_numpy(float)
-    c_h, c_p = cost["arms"]["hybrid"], cost["arms"]["pure_rl"]
     out: dict[str, Any] = {
         "n_prompts": int(len(h)),
         "n_items": int(both["id"].nunique()),
         "languages": sorted(both["lang"].unique()),
         "harmful_rate_hybrid": float(h.mean()) if len(h) else None,
-        "harmful_rate_pure_rl": float(p.mean()) if len(p) else None,
+        f"harmful_rate_{ref}": float(p.mean()) if len(p) else None,
+    }
+    if not len(h) or p.mean() == 0:
+        out["harmful_rate_reduction"], out["harmful_rate_reduction_ci95"] = None, [None, None]
+        out["note"] = (
+            "no language is measured for both arms"
+            if not len(h)
+            else f"{ref} produced no harmful responses on these prompts: the reduction is undefined"
+        )
+        return out
+    out["harmful_rate_reduction"] = float((p.mean() - h.mean()) / p.mean())
+    out["harmful_rate_reduction_ci95"] = ratio_ci(
+        lambda p, h: (p - h) / p if p > 0 else None, {"p": p, "h": h}, samples, params.seed, both["id"]
+    )
+    return out
+
+
+def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, Any]:
+    """Hybrid vs pure RL, with item-clustered 95% intervals, next to the paper's. The harmful-rate reduction is
+    taken at equal total training compute against the first `ppo.equal_compute` arm when one is evaluated, else
+    at the configured budgets; the configured-budget figures are always there too."""
+    arms = params.evaluate.arms
+    if not {"hybrid", "pure_rl"} <= set(arms):
+        return {"note": "needs arms 'hybrid' and 'pure_rl' in evaluate.arms"}
+    c_h, c_p = cost["arms"]["hybrid"], cost["arms"]["pure_rl"]
+    cfg = reduction(params, "pure_rl", samples)
+    equal = next((a for a in params.ppo.equal_compute if a in arms), None)
+    out: dict[str, Any] = {
+        "basis": "equal_total_compute" if equal else "configured_budget",
+        "n_prompts": cfg["n_prompts"],
+        "n_items": cfg["n_items"],
+        "languages": cfg["languages"],
+        "harmful_rate_hybrid": cfg["harmful_rate_hybrid"],
+        "harmful_rate_pure_rl": cfg["harmful_rate_pure_rl"],
+        "harmful_rate_reduction_vs_pure_rl_configured_budget": cfg["harmful_rate_reduction"],
+        "harmful_rate_reduction_configured_budget_ci95": cfg["harmful_rate_reduction_ci95"],
         "compute_saving_vs_pure_rl": 1 - c_h["flops"] / c_p["flops"] if c_p["flops"] else None,
         "compute_saving_cpu_hours_vs_pure_rl": 1 - c_h["cpu_s"] / c_p["cpu_s"] if c_p["cpu_s"] else None,
         "compute_flops_hybrid": c_h["flops"],
@@ -128,7 +187,12 @@ def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, An
         "paper": PAPER,
         "definitions": {
             "harmful_rate_reduction_vs_pure_rl": (
-                "(HR_pure - HR_hybrid) / HR_pure on the same held-out harmful prompts, measured languages only"
+                "(HR_pure - HR_hybrid) / HR_pure on the same held-out harmful prompts, measured languages only; "
+                + (
+                    f"pure RL is arm {equal}, given the hybrid's total training compute as extra PPO updates"
+                    if equal
+                    else "at the configured budgets (no ppo.equal_compute arm evaluated)"
+                )
             ),
             "compute_saving_vs_pure_rl": (
                 "1 - C_hybrid / C_pure, C = estimated training FLOPs of all stages "
@@ -136,19 +200,23 @@ def headline(params: Params, cost: dict[str, Any], samples: int) -> dict[str, An
             ),
         },
     }
-    if not len(h) or p.mean() == 0:
-        out["harmful_rate_reduction_vs_pure_rl"] = None
-        out["harmful_rate_reduction_ci95"] = [None, None]
-        out["note"] = (
-            "no language is measured for both arms"
-            if not len(h)
-            else "pure_rl produced no harmful responses on these prompts: the reduction is undefined"
-        )
-        return out
-    out["harmful_rate_reduction_vs_pure_rl"] = float((p.mean() - h.mean()) / p.mean())
-    out["harmful_rate_reduction_ci95"] = ratio_ci(
-        lambda p, h: (p - h) / p if p > 0 else None, {"p": p, "h": h}, samples, params.seed, both["id"]
-    )
+    main = cfg
+    if equal:
+        eq = reduction(params, equal, samples)
+        c_e = cost["arms"][equal]
+        out["equal_compute"] = {
+            "arm": equal,
+            **eq,
+            "compute_flops_hybrid": c_h["flops"],
+            f"compute_flops_{equal}": c_e["flops"],
+            "compute_ratio_vs_hybrid": c_e["flops"] / c_h["flops"] if c_h["flops"] else None,
+            "budget": load_record(paths.compute_record("ppo", equal)).get("extra", {}).get("equal_compute"),
+        }
+        main = eq
+    out["harmful_rate_reduction_vs_pure_rl"] = main["harmful_rate_reduction"]
+    out["harmful_rate_reduction_ci95"] = main["harmful_rate_reduction_ci95"]
+    if "note" in main:
+        out["note"] = main["note"]
     return out
 
 
@@ -171,7 +239,7 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     interval from resampling the curve's items (all their languages together)."""
     cc = params.cost
     curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path("metrics/curves").glob("*.json"))}
-    rl_arms = {**params.ppo.arms, **params.grpo.arms}
+    rl_arms = {**params.ppo.all_arms(), **params.grpo.arms}
     curves = {
         a: c for a, c in curves.items() if a in rl_arms and c["points"] and c["points"][0]["harmful_rate"] is not None
     }

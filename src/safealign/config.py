@@ -95,10 +95,24 @@ class RewardStageConfig:
 @dataclass
 class PPOStageConfig:
     arms: dict[str, str] = field(default_factory=dict)  # RL arm -> model it starts from
+    # RL arm -> model it starts from, trained (stage ppo_equal, after ppo@pure_rl and ppo@hybrid) for as many PPO
+    # updates as bring its total training FLOPs to the hybrid's: pure RL given what the hybrid spent on SFT
+    equal_compute: dict[str, str] = field(default_factory=dict)
     lora: dict[str, Any] | None = None  # policy adapter; the adapter-disabled model is the KL reference
     max_prompt_tokens: int = 96
     checkpoint_every: int = 2  # updates per resumable segment (0: one segment)
     args: dict[str, Any] = field(default_factory=dict)  # trl.experimental.ppo.PPOConfig fields
+
+    def __post_init__(self) -> None:
+        clash = sorted(set(self.arms) & set(self.equal_compute))
+        if clash:
+            raise ConfigError(f"ppo.equal_compute names {clash}, which ppo.arms has too: an arm is trained once")
+        if self.equal_compute and not {"pure_rl", "hybrid"} <= set(self.arms):
+            raise ConfigError("ppo.equal_compute needs ppo.arms pure_rl and hybrid: it matches the hybrid's compute")
+
+    def all_arms(self) -> dict[str, str]:
+        """Every PPO arm -> its starting model: the configured-budget arms and the equal-compute ones."""
+        return self.arms | self.equal_compute
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Stage ppo@<arm>: PPO against the safety reward model (core: safealign.train.ppo), resumable in segments.
 
 Writes models/ppo/<arm> (a LoRA adapter on the arm's starting model), metrics/curves/<arm>.json (the safety
-curve) and metrics/compute/ppo_<arm>.json.
+curve) and metrics/compute/ppo_<arm>.json. Stage ppo_equal@<arm> runs this for an arm of `ppo.equal_compute`,
+after ppo@pure_rl and ppo@hybrid: as many updates as bring its total training FLOPs to the hybrid's
+(safealign.accounting.equal_compute_budget).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from safealign import paths, tracking
+from safealign.accounting import equal_compute_budget
 from safealign.io import atomic_dir
 from safealign.stages.common import run_main, stage_main
 from safealign.train.ppo import train_ppo
@@ -17,10 +20,28 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
-    with stage_main("ppo", argv, sections=("ppo", "curve", "data"), arms=lambda p: p.ppo.arms) as run:
+    with stage_main("ppo", argv, sections=("ppo", "curve", "data"), arms=lambda p: p.ppo.all_arms()) as run:
+        budget = equal_compute_budget(run.params) if run.arm in run.params.ppo.equal_compute else None
+        if budget:
+            log.info(
+                "PPO %s: %d updates = pure_rl's %d + %d for the hybrid's extra %.3g training FLOPs (%.3g per update)",
+                run.arm,
+                budget["updates"],
+                budget["pure_rl_updates"],
+                budget["extra_updates"],
+                budget["hybrid_training_flops"] - budget["pure_rl_training_flops"],
+                budget["flops_per_update"],
+            )
         with run.meter, atomic_dir(paths.ppo_model(run.arm)) as tmp:
-            summary = train_ppo(run.params, run.arm, tmp, f"{paths.CHECKPOINTS}/ppo/{run.arm}", run.meter)
-        run.meter.record.extra.update(summary)
+            summary = train_ppo(
+                run.params,
+                run.arm,
+                tmp,
+                f"{paths.CHECKPOINTS}/ppo/{run.arm}",
+                run.meter,
+                updates=budget["updates"] if budget else None,
+            )
+        run.meter.record.extra.update(summary | ({"equal_compute": budget} if budget else {}))
         tracking.log_curve(f"metrics/curves/{run.arm}.json")
         if run.params.mlflow.log_models:
             tracking.log_artifacts(paths.ppo_model(run.arm), "model")

@@ -1,6 +1,7 @@
-"""PPO against the safety reward model, from the model `ppo.arms[<arm>]` names.
+"""PPO against the safety reward model, from the model `ppo.arms[<arm>]` (or `ppo.equal_compute[<arm>]`) names.
 
 `pure_rl` starts from models/base, `hybrid` from models/sft; both use the same PPO settings, prompts and reward.
+An equal-compute arm (stage ppo_equal) is the same run from its start for a given number of updates instead.
 With `ppo.lora` the policy is a fresh LoRA adapter on the merged starting model, and the adapter-disabled model is
 the KL reference (TRL: `ref_model=None` with a `peft_config`). The value model starts from the reward model, as
 in TRL's PPO example.
@@ -60,20 +61,22 @@ def trainer_config(params: Params, output_dir: str):
     return args
 
 
-def fingerprint(params: Params, arm: str) -> str:
-    """What a checkpoint must match to be resumed: the PPO settings, the arm's start and the data it reads."""
+def fingerprint(params: Params, arm: str, updates: int | None = None) -> str:
+    """What a checkpoint must match to be resumed: the PPO settings, the arm's start, its update count when set
+    apart from the settings (equal-compute arms), and the data it reads."""
     blob = json.dumps(
         {
             "ppo": params.to_dict()["ppo"],
             "curve": params.to_dict()["curve"],
             "arm": arm,
+            "updates": updates,
             "seed": params.seed,
             "languages": params.data.train_languages,
         },
         sort_keys=True,
         default=str,
     )
-    for d in (params.ppo.arms[arm], REWARD):
+    for d in (params.ppo.all_arms()[arm], REWARD):
         blob += (Path(d) / "safealign.json").read_text() if (Path(d) / "safealign.json").exists() else d
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -142,11 +145,14 @@ def ppo_trainer(args, tok, policy, reward_model, value_model, dataset, optimizer
     )
 
 
-def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: ComputeMeter) -> dict:
+def train_ppo(
+    params: Params, arm: str, out: Path, ckpt_dir: str, meter: ComputeMeter, updates: int | None = None
+) -> dict:
+    """PPO for `arm` from its starting model: ceil(total_episodes / batch) updates, or `updates` when given."""
     import transformers
     from peft import LoraConfig, get_peft_model
 
-    init = params.ppo.arms[arm]
+    init = params.ppo.all_arms()[arm]
     transformers.set_seed(params.seed)  # the fresh LoRA adapter's initialization draws from the global RNG
     if not params.ppo.lora:
         raise ConfigError("params.yaml: ppo.lora is null; resumable PPO trains a LoRA policy (set ppo.lora)")
@@ -165,7 +171,7 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
     # 3. one optimizer (TRL's default: AdamW over policy and value parameters) and one schedule for the whole run
     args = trainer_config(params, ckpt_dir)
     per_update = args.per_device_train_batch_size * args.gradient_accumulation_steps
-    total = math.ceil(args.total_episodes / per_update)
+    total = updates or math.ceil(args.total_episodes / per_update)
     trainable = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
     optimizer = torch.optim.AdamW(
         trainable,
@@ -177,7 +183,7 @@ def train_ppo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Compute
     scheduler = transformers.get_scheduler(
         args.lr_scheduler_type, optimizer, num_warmup_steps=args.get_warmup_steps(total), num_training_steps=total
     )
-    ckpt, fp = Path(ckpt_dir), fingerprint(params, arm)
+    ckpt, fp = Path(ckpt_dir), fingerprint(params, arm, updates)
     state = load_checkpoint(ckpt, fp, policy, value_model, optimizer, scheduler) or {
         "done": 0,
         "history": [],
