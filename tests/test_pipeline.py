@@ -183,6 +183,15 @@ def test_report(tiny_repo):
         assert f"<td>{arm}</td>" in page
     md = (tiny_repo / "reports/report.md").read_text()
     assert "## Headline: hybrid vs pure RL" in md and "| 42% |" in md and "## Arm minus reference" in md
+    # judge-free training signals: every RL stage's reward per update, from its compute record
+    signals = md.split("## Training signals")[1].split("\n## ")[0]
+    cost = json.loads((tiny_repo / "metrics/cost.json").read_text())
+    for stage, rec in cost["stages"].items():
+        kind, _, arm = stage.partition("@")
+        if kind in ("ppo", "grpo"):
+            first = rec["extra"]["first_score" if kind == "ppo" else "first_reward"]
+            assert f"| {arm} | {kind.upper()} |" in signals and f"{first:.2f}" in signals, stage
+    assert "held-out pairwise accuracy" in signals and "n/a" not in signals.split("accuracy")[-1]
     arms_plot = (tiny_repo / "metrics/plots/arms.csv").read_text().splitlines()
     assert arms_plot[0].startswith("arm,measured_languages,harmful_rate") and len(arms_plot) == 1 + len(
         ARMS

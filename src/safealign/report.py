@@ -4,7 +4,8 @@ content as markdown (for the Prefect artifact), built from the DVC metrics the s
 Sections: headline next to the paper's, per arm (harm, off-topic, over-refusal, language consistency, reasoning,
 compute, cost), per language with intervals (table and chart; "not measured" where the judge is not validated or
 the model cannot write the language), harmful rate against cumulative compute (the RL safety curves and the
-matched-safety comparison), cross-lingual gap, reward-hacking indicators, and the judge: its scores on annotated
+matched-safety comparison), cross-lingual gap, reward-hacking indicators, training signals (each RL stage's reward
+update by update, the reward model's held-out accuracy: judge-free), and the judge: its scores on annotated
 real answers per language, confusion matrices, agreement with annotations per arm, and inter-annotator kappa.
 """
 
@@ -30,6 +31,7 @@ def collect(root: Path, arms: list[str]) -> dict[str, Any]:
         "curves": {p.stem: load(p) for p in sorted((root / "metrics/curves").glob("*.json")) if p.stem in arms},
         "detection": load(root / "metrics/detection.json"),
         "judge": load(root / "metrics/judge.json"),
+        "reward": load(root / "metrics/reward.json"),
     }
 
 
@@ -179,6 +181,7 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
             "",
         )
     )
+    out.append(training_signals(d))
     rows = []
     for a, info in ms.get("arms", {}).items():
         rows.append(
@@ -205,6 +208,44 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
     )
     out.extend(judge_tables(d.get("judge")))
     return out
+
+
+def training_signals(d: dict[str, Any]) -> tuple[str, list[str], list[list[str]], str]:
+    """The reward each RL stage's policy earned, update by update (from its compute record), and the reward model's
+    held-out pairwise accuracy: whether training moved the policy, readable without a judge."""
+    rows = []
+    for stage, rec in sorted(d["cost"].get("stages", {}).items()):
+        kind, _, arm = stage.partition("@")
+        x = rec.get("extra") or {}
+        if kind == "ppo":
+            key, steps, first, last = "objective/scores", x.get("updates"), x.get("first_score"), x.get("last_score")
+        elif kind == "grpo":
+            key, steps, first, last = "reward", x.get("steps"), x.get("first_reward"), x.get("last_reward")
+        else:
+            continue
+        series = [h.get(key) for h in x.get("history") or []]
+        rows.append(
+            [
+                arm,
+                kind.upper(),
+                _num(steps, "{}"),
+                _num(first, "{:.2f}"),
+                _num(last, "{:.2f}"),
+                _num(None if first is None or last is None else last - first, "{:+.2f}"),
+                " ".join(_num(v, "{:.2f}") for v in series) or "n/a",
+                _num((x.get("history") or [{}])[-1].get("objective/kl" if kind == "ppo" else "kl"), "{:.3f}"),
+            ]
+        )
+    acc = ((d.get("reward") or {}).get("pairwise_accuracy") or {}).get("overall")
+    note = (
+        "Mean reward of each update's sampled answers to train-split prompts (PPO: the reward model's score; GRPO, "
+        "per logging step: the sum of its reward functions): the signal RL maximizes, not a safety measurement. "
+        "Reward model, held-out pairwise accuracy "
+        f"(safe answer scored above harmful, eval-split items): {_ci(acc, pct=False)}"
+        + (f", {acc['clusters']} item clusters." if acc and "clusters" in acc else ".")
+    )
+    header = ["arm", "trainer", "updates / steps", "first", "last", "last - first", "per update", "final KL"]
+    return ("Training signals: reward per update (judge-free)", header, rows, note)
 
 
 def judge_tables(j: dict[str, Any] | None) -> list[tuple[str, list[str], list[list[str]], str]]:
