@@ -379,7 +379,12 @@ def _svg_curves(d: dict[str, Any]) -> str:
     """Harmful rate against cumulative training TFLOPs, one line per RL arm, the target as a dashed line."""
     curves = {a: c for a, c in d["curves"].items() if c and c["points"] and c["points"][0]["harmful_rate"] is not None}
     if not curves:
-        return "<p>No safety curves (curve.items_per_language is 0).</p>"
+        docs = [c for c in d["curves"].values() if c]
+        if any(c.get("judge") for c in docs):  # a judge was loaded, but no curve item is in a validated language
+            why = "curve items are scored only in languages where the judge is validated, and none is"
+        else:
+            why = "curve.items_per_language is 0" if docs else "no RL arm wrote one"
+        return f"<p>No safety curves: {why}.</p>"
     xs = [p["cumulative_flops"] / 1e12 for c in curves.values() for p in c["points"]]
     xmax = max(xs) * 1.05 or 1.0
     W, H, left, top = 560, 240, 50, 20
