@@ -155,7 +155,7 @@ class EvaluateConfig:
     reward_scores: bool = True  # score responses with the reward model too (reward-hacking indicators)
     benchmark: str = "safealign"  # safealign (data.dir's eval split) | a public loader: multijail, xsafety, ...
     benchmark_path: str | None = None  # local file or folder of the public benchmark, in its published format
-    min_on_topic: float = 0.6  # a language is measured only if at least this share of the model's answers are on topic
+    min_on_topic: float = 0.6  # a language is measured only if this share of the answers is on topic and in it
 
     def __post_init__(self) -> None:
         if self.judge not in JUDGES:
