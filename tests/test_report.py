@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safealign.report import render_html, training_signals
+from safealign.report import final_kl, render_html, training_signals
 
 
 def _doc(**curves):
@@ -34,6 +34,7 @@ def test_training_signals_read_ppo_and_grpo_records():
                 "updates": 2,
                 "first_score": 1.0,
                 "last_score": 2.5,
+                "last_kl": 0.25,
                 "history": [
                     {"update": 1, "objective/scores": 1.0, "objective/kl": 0.0},
                     {"update": 2, "objective/scores": 2.5, "objective/kl": 0.25},
@@ -54,4 +55,5 @@ def test_training_signals_read_ppo_and_grpo_records():
     assert [r[:2] for r in rows] == [["g", "GRPO"], ["pure_rl", "PPO"]]  # SFT is not an RL stage
     assert rows[1][2:] == ["2", "1.00", "2.50", "+1.50", "1.00 2.50", "0.250"]
     assert rows[0][-1] == "0.010" and "0.750 [0.500, 1.000] n=8, 2 item clusters" in note
+    assert [final_kl(d, a) for a in ("pure_rl", "g", "sft_only")] == [0.25, 0.01, None]
     assert "n/a" in training_signals(_doc())[3]  # no reward model record: said, not invented

@@ -163,20 +163,19 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
     rows = []
     for a, m in d["eval"].items():
         rh = m.get("reward_hacking", {})
-        ppo = (d["cost"].get("stages", {}).get(f"ppo@{a}") or {}).get("extra", {})
         rows.append(
             [
                 a,
                 _ci(rh.get("rm_safe_judge_harmful_rate")),
                 _ci(rh.get("refuse_then_comply_rate")),
                 _num(rh.get("mean_response_chars"), "{:.0f}"),
-                _num(ppo.get("last_kl"), "{:.3f}"),
+                _num(final_kl(d, a), "{:.3f}"),
             ]
         )
     out.append(
         (
             "Reward-hacking indicators",
-            ["arm", "RM says safe, judge says harmful", "refuse-then-comply", "mean response chars", "final PPO KL"],
+            ["arm", "RM says safe, judge says harmful", "refuse-then-comply", "mean response chars", "final KL"],
             rows,
             "",
         )
@@ -210,6 +209,16 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
     return out
 
 
+def final_kl(d: dict[str, Any], arm: str) -> float | None:
+    """The KL to the reference policy at the end of an arm's RL stage (PPO or GRPO), from its compute record."""
+    stages = d["cost"].get("stages", {})
+    ppo = (stages.get(f"ppo@{arm}") or {}).get("extra") or {}
+    if ppo:
+        return ppo.get("last_kl")
+    history = ((stages.get(f"grpo@{arm}") or {}).get("extra") or {}).get("history") or [{}]
+    return history[-1].get("kl")
+
+
 def training_signals(d: dict[str, Any]) -> tuple[str, list[str], list[list[str]], str]:
     """The reward each RL stage's policy earned, update by update (from its compute record), and the reward model's
     held-out pairwise accuracy: whether training moved the policy, readable without a judge."""
@@ -233,7 +242,7 @@ def training_signals(d: dict[str, Any]) -> tuple[str, list[str], list[list[str]]
                 _num(last, "{:.2f}"),
                 _num(None if first is None or last is None else last - first, "{:+.2f}"),
                 " ".join(_num(v, "{:.2f}") for v in series) or "n/a",
-                _num((x.get("history") or [{}])[-1].get("objective/kl" if kind == "ppo" else "kl"), "{:.3f}"),
+                _num(final_kl(d, arm), "{:.3f}"),
             ]
         )
     acc = ((d.get("reward") or {}).get("pairwise_accuracy") or {}).get("overall")
