@@ -7,6 +7,10 @@ with their model loading) and inside the trainer's train() (the same FLOPs: load
 is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with timers on its parts. Needs models/ from a run (base, sft, reward). Usage, from the repository root:
 
     python bench/training_peak.py [--sft-steps 8] [--reward-steps 8] [--ppo-updates 2]   # 0 skips a part
+    python bench/training_peak.py --ppo-updates 0 --reward-steps 0 --sft-variant sft.lora.lora_dropout=0
+
+`--sft-variant KEY=VALUE` (repeatable; the value is read as YAML) runs SFT a second time with those params
+overridden, so a change and its baseline are measured in the same run against the same peak.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -116,7 +122,9 @@ def main() -> None:
     cli.add_argument("--sft-steps", type=int, default=8)
     cli.add_argument("--reward-steps", type=int, default=8)
     cli.add_argument("--ppo-updates", type=int, default=2)
+    cli.add_argument("--sft-variant", action="append", default=[], metavar="KEY=VALUE")
     a = cli.parse_args()
+    variant = {k: yaml.safe_load(v) for k, _, v in (x.partition("=") for x in a.sft_variant)}
     from safealign.train.reward import train_reward
     from safealign.train.sft import train_sft
 
@@ -130,9 +138,14 @@ def main() -> None:
             f"({flops / wall / peak:5.1%} of peak)  padding tokens {padding}"
         )
 
-    for name, steps, fn in (("SFT", a.sft_steps, train_sft), ("reward", a.reward_steps, train_reward)):
+    runs = [("SFT", a.sft_steps, train_sft, p)]
+    if variant:
+        pv = load_params(overrides={"sft.args.max_steps": a.sft_steps, **variant})
+        runs.append(("SFT " + " ".join(a.sft_variant), a.sft_steps, train_sft, pv))
+    runs.append(("reward", a.reward_steps, train_reward, p))
+    for name, steps, fn, params in runs:
         if steps:
-            wall, flops, padding, inner = stage(fn, p)
+            wall, flops, padding, inner = stage(fn, params)
             line(f"{name}, {steps} steps (with loading)", wall, flops, padding)
             line(f"{name}, {steps} steps (train() only)", inner, flops, padding)
     if not a.ppo_updates:
