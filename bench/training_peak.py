@@ -124,6 +124,8 @@ def main() -> None:
     cli.add_argument("--ppo-updates", type=int, default=2)
     cli.add_argument("--sft-variant", action="append", default=[], metavar="KEY=VALUE")
     a = cli.parse_args()
+    if bad := [x for x in a.sft_variant if "=" not in x]:
+        cli.error(f"--sft-variant takes KEY=VALUE, got {bad}")
     variant = {k: yaml.safe_load(v) for k, _, v in (x.partition("=") for x in a.sft_variant)}
     from safealign.train.reward import train_reward
     from safealign.train.sft import train_sft

@@ -32,9 +32,6 @@ def test_training_signals_read_ppo_and_grpo_records():
         "ppo@pure_rl": {
             "extra": {
                 "updates": 2,
-                "first_score": 1.0,
-                "last_score": 2.5,
-                "last_kl": 0.25,
                 "history": [
                     {"update": 1, "objective/scores": 1.0, "objective/kl": 0.0},
                     {"update": 2, "objective/scores": 2.5, "objective/kl": 0.25},
@@ -44,8 +41,6 @@ def test_training_signals_read_ppo_and_grpo_records():
         "grpo@g": {
             "extra": {
                 "steps": 1,
-                "first_reward": -1.0,
-                "last_reward": -1.0,
                 "history": [{"step": 1, "reward": -1.0, "kl": 0.01}],
             }
         },

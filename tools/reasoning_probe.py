@@ -30,7 +30,6 @@ from safealign.io import write_json
 from safealign.judge import final_integer
 from safealign.models import load_policy
 
-log = logging.getLogger("reasoning_probe")
 SEED = 20261203
 FACTS = [  # (question, answer): counts a child knows
     ("How many days are in a week?", 7),

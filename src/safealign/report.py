@@ -209,14 +209,18 @@ def tables(d: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str
     return out
 
 
+# what each RL trainer's compute record keeps (train/ppo.py, train/grpo.py): its step count and, per logged step,
+# the reward and the KL to the reference policy
+RL_RECORDS = {"ppo": ("updates", "objective/scores", "objective/kl"), "grpo": ("steps", "reward", "kl")}
+
+
 def final_kl(d: dict[str, Any], arm: str) -> float | None:
     """The KL to the reference policy at the end of an arm's RL stage (PPO or GRPO), from its compute record."""
-    stages = d["cost"].get("stages", {})
-    ppo = (stages.get(f"ppo@{arm}") or {}).get("extra") or {}
-    if ppo:
-        return ppo.get("last_kl")
-    history = ((stages.get(f"grpo@{arm}") or {}).get("extra") or {}).get("history") or [{}]
-    return history[-1].get("kl")
+    for kind, (_, _, kl) in RL_RECORDS.items():
+        history = ((d["cost"].get("stages", {}).get(f"{kind}@{arm}") or {}).get("extra") or {}).get("history")
+        if history:
+            return history[-1].get(kl)
+    return None
 
 
 def training_signals(d: dict[str, Any]) -> tuple[str, list[str], list[list[str]], str]:
@@ -225,19 +229,17 @@ def training_signals(d: dict[str, Any]) -> tuple[str, list[str], list[list[str]]
     rows = []
     for stage, rec in sorted(d["cost"].get("stages", {}).items()):
         kind, _, arm = stage.partition("@")
-        x = rec.get("extra") or {}
-        if kind == "ppo":
-            key, steps, first, last = "objective/scores", x.get("updates"), x.get("first_score"), x.get("last_score")
-        elif kind == "grpo":
-            key, steps, first, last = "reward", x.get("steps"), x.get("first_reward"), x.get("last_reward")
-        else:
+        if kind not in RL_RECORDS:
             continue
-        series = [h.get(key) for h in x.get("history") or []]
+        steps, reward, _ = RL_RECORDS[kind]
+        x = rec.get("extra") or {}
+        series = [h.get(reward) for h in x.get("history") or []]
+        first, last = (series[0], series[-1]) if series else (None, None)
         rows.append(
             [
                 arm,
                 kind.upper(),
-                _num(steps, "{}"),
+                _num(x.get(steps), "{}"),
                 _num(first, "{:.2f}"),
                 _num(last, "{:.2f}"),
                 _num(None if first is None or last is None else last - first, "{:+.2f}"),
