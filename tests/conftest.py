@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,24 +118,100 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory) -> Path:
-    """The tiny experiment run once end to end with `dvc repro` (shared by the pipeline tests, which copy it). Under
-    pytest-xdist the workers share one: the first builds it under a file lock, the others wait and reuse it."""
+# Test files that use the shared tiny run (`tiny_repo`), longest first by their time once the run exists (measured
+# 2026-12-03: ~250, 160, 120, 115, 80, 45, 40 s). With `--no-loadscope-reorder` xdist hands files out in collection
+# order, so the longest starts on one worker as soon as the run is built, while the light files keep the other
+# worker busy during the build (which runs in the background from the start of the session).
+TINY_FILES = (
+    "test_nightly.py",
+    "test_flow.py",
+    "test_ppo_resume.py",
+    "test_scaleout.py",
+    "test_pipeline.py",
+    "test_dvc_exp.py",
+    "test_determinism.py",
+)
+TINY_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        if name not in TINY_FILES:
+            return 1
+        return 0 if name == TINY_FILES[0] else 2 + TINY_FILES.index(name)
+
+    items.sort(key=rank)  # stable: the order inside a file is kept
+
+
+def pytest_collection_finish(session):
+    if any("tiny_repo" in getattr(item, "fixturenames", ()) for item in session.items):
+        start_tiny_build(shared_root(session.config._tmp_path_factory))
+
+
+def shared_root(tmp_path_factory) -> Path:
+    """The session's temporary folder, which all xdist workers share (each has its own below it)."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+def start_tiny_build(root: Path) -> None:
+    """Start the tiny run in the background once per session (the first worker to get here starts it)."""
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the session's folder, above each worker's own
-    repo, done = root / "tiny-shared" / "repo", root / "tiny-shared.done"
     with FileLock(str(root / "tiny-shared.lock")):
-        if not done.exists():
-            shutil.rmtree(repo.parent, ignore_errors=True)
-            make_repo(repo)
-            out = dvc(repo, "repro", check=False)
-            assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-            done.touch()
-    return repo
+        started = root / "tiny-shared.started"
+        if started.exists():
+            return
+        started.touch()
+        log = (root / "tiny-shared.log").open("w")
+        code = f"from pathlib import Path; from tests.conftest import build_tiny; build_tiny(Path({str(root)!r}))"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        started.write_text(str(proc.pid))
+
+
+def build_tiny(root: Path) -> None:
+    """The tiny experiment end to end with `dvc repro`; leaves `tiny-shared.done`, or `tiny-shared.failed` with the
+    reason."""
+    repo = root / "tiny-shared" / "repo"
+    try:
+        shutil.rmtree(repo.parent, ignore_errors=True)
+        make_repo(repo)
+        out = dvc(repo, "repro", check=False)
+        if out.returncode:
+            raise RuntimeError(f"dvc repro exited {out.returncode}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+    except Exception as e:
+        (root / "tiny-shared.failed").write_text(f"{type(e).__name__}: {e}")
+        raise
+    (root / "tiny-shared.done").touch()
+
+
+def builder_alive(root: Path) -> bool:
+    """The builder still runs (not gone, nor a zombie its starter has not reaped), or it has finished."""
+    pid = (root / "tiny-shared.started").read_text().strip()
+    try:
+        running = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        running = False
+    return running or (root / "tiny-shared.done").exists() or (root / "tiny-shared.failed").exists()
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """The tiny experiment run once end to end with `dvc repro` (shared by the pipeline tests, which copy it). It is
+    built in the background from the start of the session, once for all xdist workers; this waits for it."""
+    root = shared_root(tmp_path_factory)
+    start_tiny_build(root)  # already started at collection, unless the fixture is reached another way
+    deadline = time.monotonic() + TINY_TIMEOUT_S
+    while not (root / "tiny-shared.done").exists():
+        failed = root / "tiny-shared.failed"
+        assert not failed.exists(), "the tiny run failed:\n" + failed.read_text()
+        assert builder_alive(root), f"the tiny run's builder died without a word: see {root / 'tiny-shared.log'}"
+        assert time.monotonic() < deadline, f"the tiny run did not finish in {TINY_TIMEOUT_S} s: see {root}"
+        time.sleep(1)
+    return root / "tiny-shared" / "repo"
 
 
 @pytest.fixture(scope="session")
