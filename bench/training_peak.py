@@ -7,10 +7,14 @@ with their model loading) and inside the trainer's train() (the same FLOPs: load
 is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with timers on its parts. Needs models/ from a run (base, sft, reward). Usage, from the repository root:
 
     python bench/training_peak.py [--sft-steps 8] [--reward-steps 8] [--ppo-updates 2]   # 0 skips a part
-    python bench/training_peak.py --ppo-updates 0 --reward-steps 0 --sft-variant sft.lora.lora_dropout=0
+    python bench/training_peak.py --ppo-updates 0 --reward-steps 0 --sft-variant sft.lora.lora_dropout=0.05
 
 `--sft-variant KEY=VALUE` (repeatable; the value is read as YAML) runs SFT a second time with those params
-overridden, so a change and its baseline are measured in the same run against the same peak.
+overridden, so a change and its baseline are measured in the same run against the same peak. `--profile N` runs
+each SFT and reward train() under torch.profiler and prints its N most expensive ops by self CPU time (the profiler
+slows the run: its rates are not comparable with an unprofiled one):
+
+    python bench/training_peak.py --ppo-updates 0 --reward-steps 0 --sft-steps 4 --profile 12
 """
 
 from __future__ import annotations
@@ -34,9 +38,13 @@ from safealign.compute import ComputeMeter  # noqa: E402
 from safealign.config import load_params  # noqa: E402
 
 
-def stage(fn, p) -> tuple[float, float, int, float]:
+def stage(fn, p, profile_ops: int = 0) -> tuple[float, float, int, float]:
     """(wall s, FLOPs, padding tokens, s inside the trainer's train()) of a training core run as its stage runs
-    it. Loading the model and the data costs no metered FLOPs, so FLOPs / train() seconds is the training rate."""
+    it. Loading the model and the data costs no metered FLOPs, so FLOPs / train() seconds is the training rate.
+    With `profile_ops`, train() runs under torch.profiler and its most expensive ops are printed."""
+    import contextlib
+
+    from torch.profiler import ProfilerActivity, profile
     from transformers import Trainer
 
     inner, depth = [0.0], [0]
@@ -45,13 +53,17 @@ def stage(fn, p) -> tuple[float, float, int, float]:
     @functools.wraps(train)
     def timed_train(self, *a, **k):  # the outermost call only (SFTTrainer and RewardTrainer may call up)
         depth[0] += 1
+        prof = profile(activities=[ProfilerActivity.CPU]) if profile_ops and depth[0] == 1 else None
         t = time.perf_counter()
         try:
-            return train(self, *a, **k)
+            with prof or contextlib.nullcontext():
+                return train(self, *a, **k)
         finally:
             depth[0] -= 1
             if depth[0] == 0:
                 inner[0] += time.perf_counter() - t
+            if prof is not None:
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=profile_ops))
 
     Trainer.train = timed_train
     try:
@@ -123,6 +135,7 @@ def main() -> None:
     cli.add_argument("--reward-steps", type=int, default=8)
     cli.add_argument("--ppo-updates", type=int, default=2)
     cli.add_argument("--sft-variant", action="append", default=[], metavar="KEY=VALUE")
+    cli.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest ops of train()")
     a = cli.parse_args()
     if bad := [x for x in a.sft_variant if "=" not in x]:
         cli.error(f"--sft-variant takes KEY=VALUE, got {bad}")
@@ -147,7 +160,7 @@ def main() -> None:
     runs.append(("reward", a.reward_steps, train_reward, p))
     for name, steps, fn, params in runs:
         if steps:
-            wall, flops, padding, inner = stage(fn, params)
+            wall, flops, padding, inner = stage(fn, params, a.profile)
             line(f"{name}, {steps} steps (with loading)", wall, flops, padding)
             line(f"{name}, {steps} steps (train() only)", inner, flops, padding)
     if not a.ppo_updates:
