@@ -163,12 +163,11 @@ def start_tiny_build(root: Path) -> None:
         started = root / "tiny-shared.started"
         if started.exists():
             return
-        started.touch()
-        log = (root / "tiny-shared.log").open("w")
         code = f"from pathlib import Path; from tests.conftest import build_tiny; build_tiny(Path({str(root)!r}))"
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (root / "tiny-shared.log").open("w") as log:  # the builder keeps its own copy of the handle
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         started.write_text(str(proc.pid))
 
 
