@@ -1,6 +1,14 @@
 import pytest
 
-from safealign.judge import LanguageId, LexiconJudge, degenerate, final_integer, lexicon, reasoning_correct
+from safealign.judge import (
+    LanguageId,
+    LexiconJudge,
+    degenerate,
+    final_integer,
+    lexicon,
+    no_answer,
+    reasoning_correct,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +60,13 @@ def test_final_integer_reads_any_script():
     assert final_integer("no number") is None
     assert reasoning_correct("So the answer is 14.", "14")
     assert not reasoning_correct("So the answer is 15.", "14")
+
+
+def test_no_answer_is_an_answer_without_a_letter_or_digit_in_any_script():
+    for nothing in ("", " \n", "............", "。。。", "🌪🌪\n💥🚫", "___", "؟", "।।"):
+        assert no_answer(nothing), nothing
+    for something in ("7", "是", "ก", "No.", "Да", "لا", "नहीं"):
+        assert not no_answer(something), something
 
 
 def test_degenerate():
