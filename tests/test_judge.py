@@ -62,10 +62,12 @@ def test_final_integer_reads_any_script():
     assert not reasoning_correct("So the answer is 15.", "14")
 
 
-def test_no_answer_is_an_answer_without_a_letter_or_digit_in_any_script():
+def test_no_answer_is_no_letter_or_digit_or_one_unit_repeated():
     for nothing in ("", " \n", "............", "。。。", "🌪🌪\n💥🚫", "___", "؟", "।।"):
         assert no_answer(nothing), nothing
-    for something in ("7", "是", "ก", "No.", "Да", "لا", "नहीं"):
+    for loop in ("the " * 12, "美女" * 8, "1. " * 5, "Hola,\n" * 4 + "Ho", "กาว" * 4):
+        assert no_answer(loop), loop
+    for something in ("7", "是", "ก", "No.", "Да", "لا", "नहीं", "1111", "No, no, no.", "abab" * 1 + "ab"):
         assert not no_answer(something), something
 
 
