@@ -5,7 +5,10 @@ DVC remote, MLflow artifact store and red-team drop all live in that S3:
 2. nothing new -> no training at all
 3. a corrupt/malicious drop -> rejected naming object, row and rule; data/ byte-identical; champion unchanged
 4. S3 stopped -> I/O retried, then a clear StorageUnavailable; data/ and champion untouched
-5. S3 back -> the pending drop is ingested and the run completes; a gate it cannot pass keeps the champion
+5. S3 back -> the pending drop is ingested and the run completes with an SFT pushed until the 2-layer model refuses
+   everything, benign prompts too: a real regressing candidate, which the gate, at its real tolerance, does not promote
+
+The nightly repo trains the arms the nightly deployment needs (pure_rl and hybrid; the tiny run wires the others).
 """
 
 import shutil
@@ -15,9 +18,11 @@ import sys
 import boto3
 import mlflow
 import pytest
+import yaml
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.hybrid_train import hybrid_train
+from safealign.config import set_dotted
 from safealign.data import DropRejected
 from safealign.storage import StorageUnavailable
 from tests.test_ingest import EN_KEY, ZH_KEY, item, jsonl, snapshot
@@ -26,6 +31,13 @@ from tools.s3local import S3ServerError, local_s3, weed_binary
 from .conftest import run_env
 
 BUCKET, MODEL = "safealign-nightly", "safealign-hybrid"
+# What a night trains: the RL arms the gate and the headline compare; GRPO and the equal-compute arm are the tiny
+# run's (tests/test_pipeline.py), and each costs a night a stage or three
+NIGHT_PROFILE = {
+    "grpo.arms": {},
+    "ppo.equal_compute": {},
+    "evaluate.arms": {"pure_rl": "models/ppo/pure_rl", "hybrid": "models/ppo/hybrid"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +51,23 @@ def s3(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def night(s3, tiny_repo, tmp_path_factory):
+def prefect_server():
+    """Started before the tiny run is awaited, so its start-up overlaps the run's build."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def night(s3, prefect_server, tiny_repo, tmp_path_factory):
     """A copy of the trained tiny repo set up like production: data tracked by data.dvc, DVC remote, MLflow
-    artifacts and the drop in one S3 bucket, credentials only in the environment."""
+    artifacts and the drop in one S3 bucket, credentials only in the environment; the night profile's arms."""
     repo = tmp_path_factory.mktemp("nightly") / "repo"
     shutil.copytree(tiny_repo, repo, symlinks=True)
     (repo / "mlflow.db").unlink()  # a fresh tracking store whose experiment keeps its artifacts in S3
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for key, value in NIGHT_PROFILE.items():
+        set_dotted(params, key, value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         for k, v in s3.env().items():
             mp.setenv(k, v)
@@ -66,7 +89,7 @@ def night(s3, tiny_repo, tmp_path_factory):
             ["dvc", "remote", "add", "-d", "s3", f"s3://{BUCKET}/dvc"],
             ["dvc", "remote", "modify", "s3", "endpointurl", s3.endpoint_url],
             ["git", "add", "-A"],
-            ["git", "commit", "-qm", "data under DVC, S3 remote"],
+            ["git", "commit", "-qm", "data under DVC, S3 remote, the night profile"],
         ):
             if cmd[0] == "dvc":
                 cmd = [sys.executable, "-m", *cmd]
@@ -83,8 +106,7 @@ def night(s3, tiny_repo, tmp_path_factory):
                 check=True,
             )
         mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
-        with prefect_test_harness(server_startup_timeout=120):
-            yield repo, s3, s3c
+        yield repo, s3, s3c
 
 
 def upload(s3c, files: dict[str, str]) -> None:
@@ -102,6 +124,7 @@ def champion() -> str | None:
 def test_nights(night):
     repo, s3, s3c = night
     data = repo / "data"
+    params_before = (repo / "params.yaml").read_text()
 
     # night 1: new data -> ingested, versioned and pushed, retrained; the first candidate becomes champion
     upload(s3c, {EN_KEY: jsonl(item("en")), ZH_KEY: jsonl(item("zh"))})
@@ -157,12 +180,16 @@ def test_nights(night):
     finally:
         s3.start()
 
-    # night 5: S3 back -> the pending files are ingested and the run completes; a gate that demands a 100-point
-    # improvement cannot be passed, so the candidate is registered but the champion stays
-    strict = {"gate.tolerance": {"harmful_rate": -1.0, "over_refusal_rate": -1.0, "reasoning_accuracy": -1.0}}
-    r = hybrid_train(repo_dir=str(repo), ingest=True, gate=True, overrides=strict)
-    assert r["ingested"]["rows"] == {"en": 1, "zh": 1} and r["stages_run"]["ppo@hybrid"]
-    assert not r["gate"]["promoted"] and r["gate"]["regressions"] and r["gate"]["version"] == "2"
+    # night 5: S3 back -> the pending files are ingested and the run completes. Tonight's SFT runs 40 steps at 1e-2
+    # (the tiny run's: 3 at 1e-3, after which the 2-layer model still writes nothing): the model learns the
+    # refusals of the training set and refuses benign prompts as well ("I won't help you ..."). The gate, at the real
+    # tolerance, sees the over-refusal rise against the champion and keeps the champion.
+    overfit = {"sft.args.max_steps": 40, "sft.args.learning_rate": 1.0e-2}
+    r = hybrid_train(repo_dir=str(repo), ingest=True, gate=True, overrides=overfit)
+    assert r["ingested"]["rows"] == {"en": 1, "zh": 1} and r["stages_run"]["sft"] and r["stages_run"]["ppo@hybrid"]
+    assert not r["gate"]["promoted"] and r["gate"]["version"] == "2"
+    assert any("over_refusal_rate" in line and "(tolerance 0.050)" in line for line in r["gate"]["regressions"])
     assert champion() == "1"
     tags = mlflow.MlflowClient().get_model_version(MODEL, "2").tags
     assert tags["gate.decision"] == "kept_champion" and "vs champion" in tags["gate.regressions"]
+    assert (repo / "params.yaml").read_text() == params_before, "the night's overrides outlive the run"
