@@ -8,7 +8,7 @@ DVC remote, MLflow artifact store and red-team drop all live in that S3:
 5. S3 back -> the pending drop is ingested and the run completes with an SFT pushed until the 2-layer model refuses
    everything, benign prompts too: a real regressing candidate, which the gate, at its real tolerance, does not promote
 
-The nightly repo trains the arms the nightly deployment needs (pure_rl and hybrid; the tiny run wires the others).
+The nightly repo trains the arm the gate promotes (hybrid; the tiny run wires the others).
 """
 
 import shutil
@@ -31,12 +31,13 @@ from tools.s3local import S3ServerError, local_s3, weed_binary
 from .conftest import run_env
 
 BUCKET, MODEL = "safealign-nightly", "safealign-hybrid"
-# What a night trains: the RL arms the gate and the headline compare; GRPO and the equal-compute arm are the tiny
-# run's (tests/test_pipeline.py), and each costs a night a stage or three
+# What a night trains here: the arm the gate promotes (hybrid). The other arms are the tiny run's
+# (tests/test_pipeline.py, tests/test_flow.py); each would cost each night one to three stages
 NIGHT_PROFILE = {
+    "ppo.arms": {"hybrid": "models/sft"},
     "grpo.arms": {},
     "ppo.equal_compute": {},
-    "evaluate.arms": {"pure_rl": "models/ppo/pure_rl", "hybrid": "models/ppo/hybrid"},
+    "evaluate.arms": {"hybrid": "models/ppo/hybrid"},
 }
 
 
@@ -51,14 +52,7 @@ def s3(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def prefect_server():
-    """Started before the tiny run is awaited, so its start-up overlaps the run's build."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="module")
-def night(s3, prefect_server, tiny_repo, tmp_path_factory):
+def night(s3, tiny_repo, tmp_path_factory):
     """A copy of the trained tiny repo set up like production: data tracked by data.dvc, DVC remote, MLflow
     artifacts and the drop in one S3 bucket, credentials only in the environment; the night profile's arms."""
     repo = tmp_path_factory.mktemp("nightly") / "repo"
@@ -106,7 +100,10 @@ def night(s3, prefect_server, tiny_repo, tmp_path_factory):
                 check=True,
             )
         mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
-        yield repo, s3, s3c
+        # started after the tiny run exists: every test that needs the run waits on its build, so nothing should
+        # compete with it (with the server started during the build, the build took 396-398 s against 355 s)
+        with prefect_test_harness(server_startup_timeout=120):
+            yield repo, s3, s3c
 
 
 def upload(s3c, files: dict[str, str]) -> None:
