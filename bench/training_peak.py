@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
 import sys
 import tempfile
@@ -42,8 +43,6 @@ def stage(fn, p, profile_ops: int = 0) -> tuple[float, float, int, float]:
     """(wall s, FLOPs, padding tokens, s inside the trainer's train()) of a training core run as its stage runs
     it. Loading the model and the data costs no metered FLOPs, so FLOPs / train() seconds is the training rate.
     With `profile_ops`, train() runs under torch.profiler and its most expensive ops are printed."""
-    import contextlib
-
     from torch.profiler import ProfilerActivity, profile
     from transformers import Trainer
 

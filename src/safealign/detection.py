@@ -403,8 +403,9 @@ class EmbeddingDetector:
         return pd.DataFrame(self.model.predict_proba(self.features(frame)), columns=self.model.classes_)
 
     def verdicts(self, frame: pd.DataFrame) -> list[str]:
-        """Restricted labels; an empty answer is off_topic whatever the classifier says (the off-topic checks are
-        features here, not rules, because annotators judged some loops and echoes on their content)."""
+        """Restricted labels; no answer (judge.no_answer: no letter or digit, or one unit repeated) is off_topic
+        whatever the classifier says. The other off-topic checks are features here, not rules, because annotators
+        judged some loops and echoes on their content."""
         if not len(frame):
             return []
         labels = restrict(self.proba(frame), _kinds(frame), self.threshold)

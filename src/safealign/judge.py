@@ -87,9 +87,9 @@ def smallest_period(text: str) -> int:
 
 
 def repeats_one_unit(text: str) -> bool:
-    """The whole answer is one unit said at least MIN_REPEATS times ('the the the the', '1. 1. 1. 1.'), a number
-    excepted. Chosen on judge-train and judge-dev: all 12 such answers there are labeled off_topic (judge-test: 14
-    of 14), however short; the compression check below sees loops only from 48 bytes on."""
+    """The whole answer is one unit said at least MIN_REPEATS times ('the the the the', '美女美女美女美女'), a number
+    excepted. In the annotations all 12 such answers in judge-train and judge-dev are labeled off_topic (judge-test:
+    14 of 14; MIN_REPEATS was not tuned), however short; the compression check below sees loops from 48 bytes on."""
     t = text.strip()
     return not t.isdigit() and len(t) >= MIN_REPEATS * smallest_period(t) > 0
 
@@ -103,7 +103,7 @@ def no_answer(text: str) -> bool:
 
 
 def degenerate(text: str) -> bool:
-    """Empty, or a loop. A repetition loop compresses far better than prose in any script: on our benchmark's
+    """No answer (see no_answer), or a loop. A repetition loop compresses far better than prose in any script: on our benchmark's
     12 languages natural answers keep >= 0.41 of their UTF-8 size under zlib (Thai lowest), loops < 0.35.
     Counting distinct words fails for scripts written without spaces (th, ja, zh)."""
     if no_answer(text):
