@@ -92,7 +92,8 @@ if __name__ == "__main__":
         b = timed([sys.executable, "-c", DIRECT, str(Path(tmp) / "direct")], make_repo(Path(tmp) / "direct"))
         c = timed([sys.executable, "-c", FLOW, str(Path(tmp) / "flow")], make_repo(Path(tmp) / "flow"))
     print(
-        f"tiny pipeline, wall s: (a) dvc repro {a:.1f}  (b) DVC API + stage mains in one process {b:.1f}  (c) flow {c:.1f}"
+        f"tiny pipeline, wall s: (a) dvc repro {a:.1f}  (b) DVC API + stage mains in one process {b:.1f}  "
+        f"(c) flow {c:.1f}"
     )
     print(f"Prefect overhead (c vs b): {c - b:+.1f} s, {(c - b) / b:+.1%}")
     print(f"an interpreter per stage (a vs b): {a - b:+.1f} s, {(a - b) / b:+.1%}")

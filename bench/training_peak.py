@@ -4,7 +4,8 @@ the same run, and where a PPO update's time goes.
 FLOPs are the compute meter's (safealign.compute: real tokens only, LoRA at ~4N per trained token, padding counted
 apart), the same numbers the stages log. SFT and reward are timed as the stages run them (train_sft / train_reward
 with their model loading) and inside the trainer's train() (the same FLOPs: loading runs no metered forward); PPO
-is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with timers on its parts. Needs models/ from a run (base, sft, reward). Usage, from the repository root:
+is TRL's PPOTrainer built as train_ppo builds it, timed around train() only, with timers on its parts. Needs models/
+from a run (base, sft, reward). Usage, from the repository root:
 
     python bench/training_peak.py [--sft-steps 8] [--reward-steps 8] [--ppo-updates 2]   # 0 skips a part
     python bench/training_peak.py --ppo-updates 0 --reward-steps 0 --sft-variant sft.lora.lora_dropout=0.05

@@ -38,7 +38,8 @@ def main() -> None:
     n = sum(len(embed(ts, role)) for role, ts in texts().items())
     path = store_path()
     print(
-        f"{path}: {n} texts embedded or found, {path.stat().st_size / 2**20:.1f} MiB, {time.perf_counter() - start:.0f} s"
+        f"{path}: {n} texts embedded or found, {path.stat().st_size / 2**20:.1f} MiB, "
+        f"{time.perf_counter() - start:.0f} s"
     )
 
 

@@ -6,8 +6,8 @@ plus the reward model its RL stage used. Headline figures:
   compute_saving_vs_pure_rl        = 1 - C_hybrid / C_pure, C = training FLOPs (paper: 37%)
 at equal total training compute when `ppo.equal_compute` names a pure-RL arm given the hybrid's SFT compute as
 extra PPO updates (else at the configured budgets, which stay as secondary rows), and at matched safety from the RL
-stages' safety curves (compute each arm needs to reach a target harmful rate). Only answers in languages measured for both arms count (safealign.evaluation), and
-every resample draws whole items (an item's translations are one cluster).
+stages' safety curves (compute each arm needs to reach a target harmful rate). Only answers in languages measured for
+both arms count (safealign.evaluation), and every resample draws whole items (an item's translations are one cluster).
 """
 
 from __future__ import annotations

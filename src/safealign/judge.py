@@ -103,8 +103,8 @@ def no_answer(text: str) -> bool:
 
 
 def degenerate(text: str) -> bool:
-    """No answer (see no_answer), or a loop. A repetition loop compresses far better than prose in any script: on our benchmark's
-    12 languages natural answers keep >= 0.41 of their UTF-8 size under zlib (Thai lowest), loops < 0.35.
+    """No answer (see no_answer), or a loop. A repetition loop compresses far better than prose in any script: on our
+    benchmark's 12 languages natural answers keep >= 0.41 of their UTF-8 size under zlib (Thai lowest), loops < 0.35.
     Counting distinct words fails for scripts written without spaces (th, ja, zh)."""
     if no_answer(text):
         return True

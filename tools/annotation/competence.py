@@ -126,8 +126,8 @@ def every_benign(c: Candidate, labeled: Path, bench: Path) -> list[dict]:
 
 
 def sample(c: Candidate, labeled: Path, every: bool) -> Path:
-    """Answers of the candidate + SFT to the pool's benign slots (or, with `every`, to every benign item), appended to the
-    answers file; slots answered already are kept as they are."""
+    """Answers of the candidate + SFT to the pool's benign slots (or, with `every`, to every benign item), appended to
+    the answers file; slots answered already are kept as they are."""
     target = c.file("answers.jsonl")
     done = read_jsonl(target) if target.exists() else []
     answered = {r["uid"] for r in done}
