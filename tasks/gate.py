@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from safealign import gate, tracking
+from safealign import gate, paths, tracking
 from safealign.compute import ComputeMeter
 from safealign.config import Params
 
@@ -22,7 +22,7 @@ def champion_gate(repo: Path, params: Params, parent_run_id: str) -> dict:
 
     logger = get_run_logger()
     g = params.gate
-    new_metrics = json.loads((repo / "metrics" / "eval" / f"{g.arm}.json").read_text())
+    new_metrics = json.loads((repo / paths.eval_metrics(g.arm)).read_text())
     # lineage parents (models/sft -> models/base) are repo-relative
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(repo):
         merged = gate.export_merged(params.evaluate.arms[g.arm], Path(tmp) / "policy")

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from safealign import tracking
+from safealign import paths, tracking
 
 RETRY = {"retries": 3, "retry_delay_seconds": [2, 8, 30]}
 
@@ -37,7 +37,7 @@ def _fmt(block: dict[str, Any] | None, pct: bool = True) -> str:
 
 def summary_markdown(repo: Path, arms: list[str], ran: dict[str, bool], report_link: str | None = None) -> str:
     """The run at a glance: the headline (a few lines), one row per arm, then where the full report is."""
-    head = json.loads((repo / "metrics/headline.json").read_text()) if (repo / "metrics/headline.json").exists() else {}
+    head = json.loads((repo / paths.HEADLINE).read_text()) if (repo / paths.HEADLINE).exists() else {}
     ms = head.get("matched_safety", {}).get("vs_pure_rl", {}).get("hybrid", {})
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
     ci = lambda c: "" if not c or c[0] is None else f" [{c[0]:.1%}, {c[1]:.1%}]"  # noqa: E731
@@ -61,14 +61,14 @@ def summary_markdown(repo: Path, arms: list[str], ran: dict[str, bool], report_l
         "|---|---|---|---|---|---|",
     ]
     for arm in arms:
-        path = repo / "metrics" / "eval" / f"{arm}.json"
+        path = repo / paths.eval_metrics(arm)
         if path.exists():
             o = json.loads(path.read_text())["overall"]
             keys = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
             lines.append(f"| {arm} | " + " | ".join(_fmt(o.get(k)) for k in keys) + " |")
     lines += [
         "",
-        f"Full report (per language, judge, curves, compute): {report_link or repo / 'reports/report.html'}",
+        f"Full report (per language, judge, curves, compute): {report_link or repo / paths.REPORT_HTML}",
         "",
         "Stages run (False: DVC found them up to date): " + ", ".join(f"{k}={v}" for k, v in ran.items()),
     ]

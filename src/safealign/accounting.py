@@ -99,7 +99,7 @@ def stage_records(params: Params) -> dict[str, dict[str, Any]]:
     """The compute record of every stage of the configured pipeline (metrics/compute/*.json), each with its cost."""
     c = params.cost
     stages: dict[str, dict[str, Any]] = {}
-    for f in sorted(Path("metrics/compute").glob("*.json")):
+    for f in sorted(Path(paths.COMPUTE).glob("*.json")):
         rec = load_record(f)
         if configured(rec["stage"], params):
             rec["usd"] = money(rec, c.usd_per_cpu_hour, c.usd_per_gpu_hour)
@@ -124,7 +124,7 @@ def account(params: Params) -> dict[str, Any]:
 
 
 def responses(arm: str) -> pd.DataFrame:
-    return pd.read_json(f"eval/{arm}/responses.jsonl", lines=True)
+    return pd.read_json(paths.responses(arm), lines=True)
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, kind: str, col: str) -> pd.DataFrame:
@@ -238,7 +238,7 @@ def matched_safety(params: Params, samples: int) -> dict[str, Any]:
     target harmful rate, the saving against pure_rl, and the harmful rates at equal RL budget, each with a 95%
     interval from resampling the curve's items (all their languages together)."""
     cc = params.cost
-    curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path("metrics/curves").glob("*.json"))}
+    curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path(paths.CURVES).glob("*.json"))}
     rl_arms = {**params.ppo.all_arms(), **params.grpo.arms}
     curves = {
         a: c for a, c in curves.items() if a in rl_arms and c["points"] and c["points"][0]["harmful_rate"] is not None
@@ -361,7 +361,7 @@ def _explain(out: dict[str, Any], a: str) -> None:
 def comparisons(params: Params, samples: int) -> dict[str, Any]:
     """Every arm against `base` and against `pure_rl` on the same prompts, in languages measured for both: the
     paired difference (arm minus reference) of each rate with an item-clustered 95% interval."""
-    frames = {a: responses(a) for a in params.evaluate.arms if Path(f"eval/{a}/responses.jsonl").exists()}
+    frames = {a: responses(a) for a in params.evaluate.arms if Path(paths.responses(a)).exists()}
     out: dict[str, Any] = {}
     for ref in ("base", "pure_rl"):
         if ref not in frames:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from safealign import paths
 from safealign.accounting import prior_compute
 from safealign.compute import ComputeMeter
 from safealign.config import Params
@@ -88,8 +89,8 @@ class SafetyCurve:
         from safealign.io import write_json
 
         doc = self.document(arm, trainer)
-        write_json(f"metrics/curves/{arm}.json", doc)
-        path = Path(f"metrics/plots/curve_{arm}.csv")
+        write_json(paths.curve(arm), doc)
+        path = Path(paths.curve_plot(arm))
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as f:
             w = csv.writer(f)

@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from safealign import paths
 from safealign.embeddings import embed
 from safealign.estimators import load_pipeline, save_pipeline
 from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, echo_overlap, lexicon, no_answer, off_topic
 
 LABELS = ("refusal", "partial", "compliance", "off_topic", "helpful")
 ALLOWED = {"harmful": ("refusal", "partial", "compliance", "off_topic"), "benign": ("helpful", "refusal", "off_topic")}
-JUDGE_DIR = "models/detector"
 
 TYPES_HARMFUL = {
     "refusal": 0,
@@ -426,7 +426,7 @@ class EmbeddingDetector:
 def make_judge(
     name: str,
     languages: list[str],
-    judge_dir: str | Path = JUDGE_DIR,
+    judge_dir: str | Path = paths.DETECTOR,
     guard_model: str | None = None,
     trust_remote_code: bool = False,
 ):

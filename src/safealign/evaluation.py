@@ -18,24 +18,24 @@ from typing import Any
 
 import pandas as pd
 
+from safealign import paths
 from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
 from safealign.data import eval_items, load_benchmark
-from safealign.detection import JUDGE_DIR, make_judge
+from safealign.detection import make_judge
 from safealign.generation import generate
 from safealign.judge import HARMFUL_VERDICTS, LanguageId, LexiconJudge, reasoning_correct
 from safealign.metrics import diff_ci, rate, summarize
 from safealign.models import load_policy, load_reward_model, score
 from safealign.public import load_public
 
-DETECTION, REWARD = "metrics/detection.json", "models/reward"
 log = logging.getLogger(__name__)
 
 
 def detection_summary() -> dict[str, Any]:
-    if not Path(DETECTION).exists():
-        raise FileNotFoundError(f"{DETECTION}: the judge has not been chosen and validated (run stage detect)")
-    return json.loads(Path(DETECTION).read_text())
+    if not Path(paths.DETECTION).exists():
+        raise FileNotFoundError(f"{paths.DETECTION}: the judge has not been chosen and validated (run stage detect)")
+    return json.loads(Path(paths.DETECTION).read_text())
 
 
 def judge_name(params: Params) -> str:
@@ -48,7 +48,7 @@ def load_judge(params: Params):
     name = judge_name(params)
     try:
         verdicts = make_judge(
-            name, params.data.languages, JUDGE_DIR, params.detect.guard_model, params.model.trust_remote_code
+            name, params.data.languages, paths.DETECTOR, params.detect.guard_model, params.model.trust_remote_code
         )
     except ValueError as e:
         raise ConfigError(f"params.yaml: evaluate.judge: {e}") from None
@@ -188,7 +188,7 @@ def evaluate_model(
         rows = scored.index[(scored["kind"] == "harmful") & (scored["measured"] == 1)]
         scored["reward"] = None
         if len(rows):
-            rm, rm_tok = load_reward_model(REWARD)
+            rm, rm_tok = load_reward_model(paths.REWARD)
             chats = [[{"role": "user", "content": p}] for p in scored.loc[rows, "prompt"]]
             scored.loc[rows, "reward"] = score(rm, rm_tok, chats, scored.loc[rows, "response"].tolist())
         threshold = detection_summary().get("reward_threshold")

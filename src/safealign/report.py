@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from safealign import paths
+
 COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
 RATES = ("harmful_rate", "off_topic_rate", "over_refusal_rate", "language_consistency", "reasoning_accuracy")
 
@@ -25,13 +27,13 @@ def collect(root: Path, arms: list[str]) -> dict[str, Any]:
         return json.loads(p.read_text()) if p.exists() else None
 
     return {
-        "eval": {a: m for a in arms if (m := load(root / "metrics/eval" / f"{a}.json"))},
-        "cost": load(root / "metrics/cost.json") or {"arms": {}},
-        "headline": load(root / "metrics/headline.json") or {},
-        "curves": {p.stem: load(p) for p in sorted((root / "metrics/curves").glob("*.json")) if p.stem in arms},
-        "detection": load(root / "metrics/detection.json"),
-        "judge": load(root / "metrics/judge.json"),
-        "reward": load(root / "metrics/reward.json"),
+        "eval": {a: m for a in arms if (m := load(root / paths.eval_metrics(a)))},
+        "cost": load(root / paths.COST) or {"arms": {}},
+        "headline": load(root / paths.HEADLINE) or {},
+        "curves": {p.stem: load(p) for p in sorted((root / paths.CURVES).glob("*.json")) if p.stem in arms},
+        "detection": load(root / paths.DETECTION),
+        "judge": load(root / paths.JUDGE_REPORT),
+        "reward": load(root / paths.REWARD_METRICS),
     }
 
 

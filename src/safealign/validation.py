@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from safealign import paths
 from safealign.data import (
     ALL_FIELDS,
     CATEGORIES,
@@ -364,7 +365,7 @@ def check_trainer_params(params) -> None:
     from safealign.train import grpo, ppo, reward, sft
 
     for trainer in (sft, reward, ppo, grpo):
-        trainer.trainer_config(params, "checkpoints/validate")
+        trainer.trainer_config(params, f"{paths.CHECKPOINTS}/validate")
 
 
 def check_coverage(params) -> None:

@@ -24,7 +24,7 @@ from safealign import paths
 from safealign.compute import ComputeMeter
 from safealign.config import LOGGING_ENV, ConfigError, Params, apply_env_defaults, load_params
 from safealign.data import DataError
-from safealign.tracking import record_compute, stage_run
+from safealign.tracking import log_artifacts, log_curve, record_compute, stage_run
 
 log = logging.getLogger("safealign")
 
@@ -78,6 +78,15 @@ def stage_main(
         if run.meter.record.wall_s:  # the body metered something
             run.meter.record.sum_across_processes()  # every process of a distributed launch, counted once
             record_compute(run.meter.record, paths.compute_record(stage, arm), params.cost)
+
+
+def end_rl_arm(run: StageRun, model_dir: str, progress: str) -> None:
+    """An RL arm's ending, the same for PPO and GRPO: its safety curve as MLflow metrics, its adapter as an artifact
+    (with mlflow.log_models), one line in the log ("ppo@hybrid: <progress>, <wall>s")."""
+    log_curve(paths.curve(run.arm))
+    if run.params.mlflow.log_models:
+        log_artifacts(model_dir, "model")
+    log.info("%s: %s, %.1fs", run.meter.record.stage, progress, run.meter.record.wall_s)
 
 
 def seed_everything(seed: int) -> None:

@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         hyb = head["matched_safety"].get("vs_pure_rl", {}).get("hybrid", {})
         head["compute_saving_at_matched_safety_vs_pure_rl"] = hyb.get("compute_saving_to_target")
         head["compute_saving_at_matched_safety_ci95"] = hyb.get("compute_saving_to_target_ci95")
-        write_json("metrics/cost.json", cost)
-        write_json("metrics/headline.json", head)
+        write_json(paths.COST, cost)
+        write_json(paths.HEADLINE, head)
         # hybrid vs pure RL: harmful-rate reduction, compute saving at matched safety and at the configured budgets
         figures = {
             "reduction": head.get("harmful_rate_reduction_vs_pure_rl"),

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> None:
                 "languages": len(result["validated_languages"]),
             },
         )
-        Path("metrics/plots").mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(plot_rows(detail)).to_csv("metrics/plots/detection.csv", index=False)
+        Path(paths.PLOTS).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(plot_rows(detail)).to_csv(paths.DETECTION_PLOT, index=False)
         tracking.log_dict_metrics(
             {"judge_test": result["judge_test"], "kappa": result["kappa"] or 0.0}, prefix="detect/"
         )

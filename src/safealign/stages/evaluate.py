@@ -36,10 +36,8 @@ def main(argv: list[str] | None = None) -> None:
                 label=run.arm,
                 reward=run.params.evaluate.reward_scores and optimized_reward,
             )
-        write_jsonl(
-            f"eval/{run.arm}/responses.jsonl", scored.astype(object).where(scored.notna(), None).to_dict("records")
-        )
-        write_json(f"metrics/eval/{run.arm}.json", metrics)
+        write_jsonl(paths.responses(run.arm), scored.astype(object).where(scored.notna(), None).to_dict("records"))
+        write_json(paths.eval_metrics(run.arm), metrics)
         o = metrics["overall"]
         # short keys, 3 decimals: `dvc metrics show` prints one column per key of every metrics file
         short = dict(zip(RATES, ("harmful", "off_topic", "over_refusal", "language", "reasoning")))
@@ -61,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
         tracking.log_dict_metrics({"judge_test": identity["judge_test"]}, prefix="judge/")
-        tracking.log_artifact(f"eval/{run.arm}/responses.jsonl")
+        tracking.log_artifact(paths.responses(run.arm))
         log.info(
             "%s (measured in %s): %s",
             run.arm,

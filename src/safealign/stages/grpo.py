@@ -5,14 +5,10 @@ Writes models/grpo/<arm> (a LoRA adapter), metrics/curves/<arm>.json and metrics
 
 from __future__ import annotations
 
-import logging
-
-from safealign import paths, tracking
+from safealign import paths
 from safealign.io import atomic_dir
-from safealign.stages.common import run_main, stage_main
+from safealign.stages.common import end_rl_arm, run_main, stage_main
 from safealign.train.grpo import train_grpo
-
-log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,16 +16,10 @@ def main(argv: list[str] | None = None) -> None:
         with run.meter, atomic_dir(paths.grpo_model(run.arm)) as tmp:
             summary = train_grpo(run.params, run.arm, tmp, f"{paths.CHECKPOINTS}/grpo/{run.arm}", run.meter)
         run.meter.record.extra.update(summary)
-        tracking.log_curve(f"metrics/curves/{run.arm}.json")
-        if run.params.mlflow.log_models:
-            tracking.log_artifacts(paths.grpo_model(run.arm), "model")
-        log.info(
-            "GRPO %s: reward %s -> %s in %d steps, %.1fs",
-            run.arm,
-            summary["first_reward"],
-            summary["last_reward"],
-            summary["steps"],
-            run.meter.record.wall_s,
+        end_rl_arm(
+            run,
+            paths.grpo_model(run.arm),
+            f"reward {summary['first_reward']} -> {summary['last_reward']} in {summary['steps']} steps",
         )
 
 

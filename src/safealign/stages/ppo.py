@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from safealign import paths, tracking
+from safealign import paths
 from safealign.accounting import equal_compute_budget
 from safealign.io import atomic_dir
-from safealign.stages.common import run_main, stage_main
+from safealign.stages.common import end_rl_arm, run_main, stage_main
 from safealign.train.ppo import train_ppo
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,10 @@ def main(argv: list[str] | None = None) -> None:
                 updates=budget["updates"] if budget else None,
             )
         run.meter.record.extra.update(summary | ({"equal_compute": budget} if budget else {}))
-        tracking.log_curve(f"metrics/curves/{run.arm}.json")
-        if run.params.mlflow.log_models:
-            tracking.log_artifacts(paths.ppo_model(run.arm), "model")
-        log.info(
-            "PPO %s: reward %s -> %s in %d updates, %.1fs",
-            run.arm,
-            summary["first_score"],
-            summary["last_score"],
-            summary["updates"],
-            run.meter.record.wall_s,
+        end_rl_arm(
+            run,
+            paths.ppo_model(run.arm),
+            f"reward {summary['first_score']} -> {summary['last_score']} in {summary['updates']} updates",
         )
 
 

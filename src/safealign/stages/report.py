@@ -11,13 +11,13 @@ import csv
 import logging
 from pathlib import Path
 
-from safealign import tracking
+from safealign import paths, tracking
 from safealign.report import RATES, collect, markdown, render_html
 from safealign.stages.common import run_main, stage_main
 from safealign.tracking import data_version, git_commit
 
 log = logging.getLogger(__name__)
-HTML, MD, ARMS_CSV = Path("reports/report.html"), Path("reports/report.md"), Path("metrics/plots/arms.csv")
+HTML, MD, ARMS_CSV = Path(paths.REPORT_HTML), Path(paths.REPORT_MD), Path(paths.ARMS_PLOT)
 
 
 def write_arms_csv(d: dict, path: Path) -> None:

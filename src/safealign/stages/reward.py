@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
             summary = train_reward(run.params, paths.BASE, tmp, f"{paths.CHECKPOINTS}/reward", run.meter)
         accuracy = summary.pop("accuracy")
         run.meter.record.extra.update(summary)
-        write_json("metrics/reward.json", {"pairwise_accuracy": accuracy, **summary})
+        write_json(paths.REWARD_METRICS, {"pairwise_accuracy": accuracy, **summary})
         write_json(paths.summary("reward"), {"acc": round(accuracy["overall"]["value"], 3)})  # held-out pairwise
         tracking.log_dict_metrics({"pairwise_accuracy": accuracy}, prefix="reward/")
         if run.params.mlflow.log_models:

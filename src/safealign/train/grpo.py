@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from safealign import paths
 from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
 from safealign.curve import SafetyCurve
 from safealign.data import load_benchmark, rl_prompts, train_split
 from safealign.models import load_policy, load_reward_model, write_lineage
-from safealign.paths import REWARD
 from safealign.rewards import NgramLanguageId, grpo_rewards, training_texts
 from safealign.train import hf_args
 
@@ -52,11 +52,11 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
         [{"prompt": [{"role": "user", "content": r["prompt"]}], "lang": r["lang"], "kind": r["kind"]} for r in rows]
     )
     model, tok = load_policy(init)
-    reward_model, reward_tok = load_reward_model(REWARD)
+    reward_model, reward_tok = load_reward_model(paths.REWARD)
     meter.watch(reward_model)  # scoring completions is part of the RL step's compute
     langid = NgramLanguageId.fit(training_texts(df[df.split == "train"]))
     args = trainer_config(params, ckpt_dir)
-    curve = SafetyCurve(params, init, REWARD)
+    curve = SafetyCurve(params, init, paths.REWARD)
     every = params.ppo.checkpoint_every or args.max_steps
 
     class CurveCallback(TrainerCallback):
@@ -92,8 +92,8 @@ def train_grpo(params: Params, arm: str, out: Path, ckpt_dir: str, meter: Comput
         kind="adapter",
         parent=init,
         stage=f"grpo@{arm}",
-        uses_reward=REWARD,
-        extra={"compute": f"metrics/compute/grpo_{arm}.json"},
+        uses_reward=paths.REWARD,
+        extra={"compute": paths.compute_record("grpo", arm)},
     )
     curve.save(arm, "grpo")
     history = [h for h in trainer.state.log_history if "reward" in h]

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from safealign import paths
 from safealign.compute import ComputeMeter
 from safealign.config import ConfigError, Params
 from safealign.curve import SafetyCurve
 from safealign.data import load_benchmark, rl_prompts, train_split
 from safealign.models import load_policy, load_reward_model, write_lineage
-from safealign.paths import REWARD
 from safealign.train import hf_args
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def fingerprint(params: Params, arm: str, updates: int | None = None) -> str:
         sort_keys=True,
         default=str,
     )
-    for d in (params.ppo.all_arms()[arm], REWARD):
+    for d in (params.ppo.all_arms()[arm], paths.REWARD):
         blob += (Path(d) / "safealign.json").read_text() if (Path(d) / "safealign.json").exists() else d
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -163,8 +163,8 @@ def train_ppo(
     #    reference), reward model, value model initialized from the reward model
     base, tok = load_policy(init)
     policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **params.ppo.lora))
-    reward_model, _ = load_reward_model(REWARD)
-    value_model, _ = load_reward_model(REWARD)
+    reward_model, _ = load_reward_model(paths.REWARD)
+    value_model, _ = load_reward_model(paths.REWARD)
     dataset = prompt_dataset(rows, tok, params.ppo.max_prompt_tokens)
     for m in (policy, value_model, reward_model):
         meter.watch(m)
@@ -190,7 +190,7 @@ def train_ppo(
         "compute": {},
     }
     done, history = state["done"], state["history"]
-    curve = SafetyCurve(params, init, REWARD, state.get("curve"))
+    curve = SafetyCurve(params, init, paths.REWARD, state.get("curve"))
     if done:
         log.info("resuming PPO %s at update %d/%d from %s", arm, done, total, ckpt)
         meter.add(state["compute"])  # compute spent before the interruption is still this arm's compute
@@ -247,8 +247,8 @@ def train_ppo(
         kind="adapter",
         parent=init,
         stage=f"ppo@{arm}",
-        uses_reward=REWARD,
-        extra={"compute": f"metrics/compute/ppo_{arm}.json"},
+        uses_reward=paths.REWARD,
+        extra={"compute": paths.compute_record("ppo", arm)},
     )
     curve.save(arm, "ppo")
     shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: the model is the output now

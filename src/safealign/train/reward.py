@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from safealign import paths
 from safealign.compute import ComputeMeter
 from safealign.config import Params
 from safealign.data import eval_items, load_benchmark, preference_rows, train_split
@@ -63,7 +64,7 @@ def train_reward(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, me
     result = trainer.train()
     trainer.save_model(str(out_dir))
     tok.save_pretrained(out_dir)
-    write_lineage(out_dir, kind="full", parent=None, stage="reward", extra={"compute": "metrics/compute/reward.json"})
+    write_lineage(out_dir, kind="full", parent=None, stage="reward", extra={"compute": paths.compute_record("reward")})
     # 4. held-out pairwise accuracy (eval split, every language: includes languages never trained on); a
     #    measurement, not training compute
     n = params.reward.eval_pairs_per_language

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from safealign import paths
 from safealign.compute import ComputeMeter
 from safealign.config import Params
 from safealign.data import load_benchmark, sft_rows, train_split
@@ -52,6 +53,6 @@ def train_sft(params: Params, base_dir: str, out_dir: Path, ckpt_dir: str, meter
         kind="adapter" if peft_config else "full",
         parent=base_dir,
         stage="sft",
-        extra={"compute": "metrics/compute/sft.json"},
+        extra={"compute": paths.compute_record("sft")},
     )
     return {"train_loss": result.training_loss, "examples": len(rows), "steps": result.global_step}
